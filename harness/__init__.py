@@ -1,0 +1,76 @@
+"""relubench core: hooks, components, suites, runner, store. It knows no paper."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from harness.components import (
+    Initializer,
+    Instance,
+    Metric,
+    Model,
+    Problem,
+    SolveContext,
+    Solver,
+    SolveResult,
+    Weights,
+    batched_rand,
+    batched_randn,
+    param,
+)
+from harness.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("relubench")
+"""Marker for plugin hook implementations: ``@hookimpl def relubench_solvers(): ...``."""
+
+
+def load_results(folder: Any, *, dedupe: bool = True) -> pd.DataFrame:
+    """The ``runs`` rows of a results folder as a pandas DataFrame.
+
+    ``folder`` is a suite's results folder (``results/<suite>``) or its ``runs``
+    folder. Duplicate rows of a trial (two runs that computed the same cell)
+    are resolved deterministically unless ``dedupe=False``.
+    """
+    from harness.store import load_results as _load
+
+    return _load(folder, dedupe=dedupe)
+
+
+def run_suite(path: Any, **options: Any) -> Any:
+    """Run a suite file and return its results folder (a ``pathlib.Path``).
+
+    Options mirror ``relubench run``: ``profile``, ``workers``, ``executor``,
+    ``scheduler``, ``results``, ``force``, ``overrides`` (list of ``KEY=VALUE``),
+    ``plugins``, ``blocked``, ``progress``.
+    """
+    from harness.api import run_suite as _run
+
+    return _run(path, **options)
+
+
+__all__ = [
+    "Initializer",
+    "InputError",
+    "Instance",
+    "Metric",
+    "Model",
+    "Problem",
+    "SolveContext",
+    "SolveResult",
+    "Solver",
+    "Weights",
+    "batched_rand",
+    "batched_randn",
+    "hookimpl",
+    "load_results",
+    "param",
+    "run_suite",
+    "__version__",
+]

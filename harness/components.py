@@ -1,0 +1,521 @@
+"""Base classes of the four component kinds, their typed parameters, and the data they exchange.
+
+A component is a small class: a ``name``, a ``Params`` dataclass whose fields
+are the parameters a suite may set (with defaults), the model families it
+supports, and one method that does the work:
+
+* :class:`Problem` samples an :class:`Instance` (data, ground truth, student model)
+  for a batch of trials;
+* :class:`Initializer` returns the starting weights for each trial;
+* :class:`Solver` trains the student from those weights;
+* :class:`Metric` scores the final weights, one number per trial.
+
+Every tensor carries the trial dimension first (``B >= 1``). Trials must stay
+independent: batched code may never mix numbers across the leading dimension.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+
+Weights = dict[str, torch.Tensor]
+"""Named weight tensors, each with the trial dimension first."""
+
+ANY_FAMILY = "*"
+
+
+class ParameterError(ValueError):
+    """A parameter value a component cannot take; ``key`` names the parameter."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def param(
+    default: Any,
+    doc: str = "",
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    exclusive_min: bool = False,
+) -> Any:
+    """Declare one parameter of a component's ``Params`` dataclass.
+
+    ``min``/``max`` bound numbers (``exclusive_min`` makes the lower bound strict);
+    ``choices`` restricts the value to a fixed set (``Literal`` types do this too).
+    """
+    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "exclusive_min": exclusive_min}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """Parameters of a component that takes none."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """What ``relubench show`` prints of one parameter."""
+
+    name: str
+    type: str
+    default: Any
+    doc: str
+    allowed: str
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "none"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it in its canonical form."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed or type(value) is not type(allowed[0]):
+            raise ParameterError(key, f"{value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(option, value, key)
+            except ParameterError as exc:
+                errors.append(exc.message)
+        raise ParameterError(key, f"{value!r} is not a {_type_name(tp)}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ParameterError(key, f"{value!r} is not none")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ParameterError(key, f"{value!r} is not a boolean (true or false)")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ParameterError(key, f"{value!r} is not an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ParameterError(key, f"{value!r} is not a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ParameterError(key, f"{value!r} is not a string")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ParameterError(key, f"{value!r} is not a list")
+        (inner,) = typing.get_args(tp)[:1] or (Any,)
+        return tuple(_coerce(inner, v, key) for v in value)
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported parameter type {tp!r} for {key!r}")
+
+
+class Component:
+    """Common base: a name, typed parameters, supported model families, a version.
+
+    Subclasses set ``name`` (lowercase, unique within their kind), ``Params``
+    (a frozen dataclass built with :func:`param`) and ``families`` (model
+    families this component works with; ``("*",)`` for all). The class
+    docstring is what ``relubench show`` prints: cite the paper and equation.
+    """
+
+    kind: ClassVar[str] = "component"
+    name: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+    families: ClassVar[tuple[str, ...]] = (ANY_FAMILY,)
+
+    def __init__(self, params: Any = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    # -- parameters ---------------------------------------------------------
+    @classmethod
+    def param_specs(cls) -> list[ParamSpec]:
+        hints = typing.get_type_hints(cls.Params)
+        specs = []
+        for f in dataclasses.fields(cls.Params):
+            meta = f.metadata
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = None
+            specs.append(
+                ParamSpec(
+                    f.name, _type_name(hints[f.name]), default, meta.get("doc", ""), _allowed(meta)
+                )
+            )
+        return specs
+
+    @classmethod
+    def make_params(cls, values: dict[str, Any]) -> Any:
+        """Validate a dict of raw values (from TOML) and build the ``Params`` instance.
+
+        Raises :class:`ParameterError` naming the offending key and what is allowed.
+        """
+        hints = typing.get_type_hints(cls.Params)
+        fields = {f.name: f for f in dataclasses.fields(cls.Params)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            allowed = ", ".join(sorted(fields)) or "none"
+            raise ParameterError(
+                unknown[0],
+                f"unknown parameter {unknown[0]!r} for {cls.kind} {cls.name!r}; "
+                f"allowed: {allowed}",
+            )
+        clean = {}
+        for key, value in values.items():
+            meta = fields[key].metadata
+            try:
+                v = _coerce(hints[key], value, key)
+            except ParameterError as exc:
+                raise ParameterError(
+                    key, f"{cls.kind} {cls.name!r} parameter {key!r}: {exc.message}"
+                ) from None
+            _check_bounds(cls, key, v, meta)
+            clean[key] = v
+        params = cls.Params(**clean)
+        problem = cls.check_params(params)
+        if problem:
+            raise ParameterError(problem[0], f"{cls.kind} {cls.name!r}: {problem[1]}")
+        return params
+
+    @classmethod
+    def check_params(cls, params: Any) -> tuple[str, str] | None:
+        """Cross-parameter validation; return ``(key, message)`` for a bad combination."""
+        return None
+
+    @classmethod
+    def source_version(cls) -> str:
+        """A short hash of this class's source (and its module's distribution version).
+
+        Part of every cell id, so editing a component invalidates only its own
+        cached results.
+        """
+        h = hashlib.sha256()
+        for klass in cls.__mro__:
+            if klass in (Component, Problem, Initializer, Solver, Metric, object):
+                continue
+            try:
+                h.update(inspect.getsource(klass).encode())
+            except (OSError, TypeError):
+                h.update(klass.__qualname__.encode())
+        try:
+            h.update(inspect.getsource(cls.Params).encode())
+        except (OSError, TypeError):
+            pass
+        h.update(_distribution_version(cls.__module__).encode())
+        return h.hexdigest()[:12]
+
+    @classmethod
+    def supports(cls, family: str) -> bool:
+        return ANY_FAMILY in cls.families or family in cls.families
+
+    def describe(self) -> str:
+        """``name[key=value, ...]`` with the non-default parameters, benchopt style."""
+        changed = []
+        for spec in self.param_specs():
+            value = getattr(self.params, spec.name)
+            if value != spec.default:
+                changed.append(f"{spec.name}={value}")
+        return f"{self.name}[{', '.join(changed)}]" if changed else self.name
+
+
+def _allowed(meta: Any) -> str:
+    parts = []
+    if meta.get("choices"):
+        parts.append("one of " + ", ".join(map(repr, meta["choices"])))
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None:
+        parts.append(f"{'>' if meta.get('exclusive_min') else '>='} {lo}")
+    if hi is not None:
+        parts.append(f"<= {hi}")
+    return ", ".join(parts)
+
+
+def _check_bounds(cls: type[Component], key: str, value: Any, meta: Any) -> None:
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ParameterError(
+            key,
+            f"{cls.kind} {cls.name!r} parameter {key!r}: {value!r} is not one of "
+            + ", ".join(map(repr, choices)),
+        )
+    lo, hi = meta.get("min"), meta.get("max")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        too_low = lo is not None and (value <= lo if meta.get("exclusive_min") else value < lo)
+        if too_low or (hi is not None and value > hi):
+            raise ParameterError(
+                key, f"{cls.kind} {cls.name!r} parameter {key!r}: {value!r} must be {_allowed(meta)}"
+            )
+
+
+_DIST_CACHE: dict[str, str] = {}
+
+
+def _distribution_version(module: str) -> str:
+    top = module.split(".")[0]
+    if top not in _DIST_CACHE:
+        from importlib import metadata
+
+        names = metadata.packages_distributions().get(top, [])
+        version = ""
+        for dist in names:
+            try:
+                version += f"{dist}=={metadata.version(dist)};"
+            except metadata.PackageNotFoundError:
+                pass
+        _DIST_CACHE[top] = version
+    return _DIST_CACHE[top]
+
+
+# ---------------------------------------------------------------------------
+# Data exchanged between components
+# ---------------------------------------------------------------------------
+
+
+class Model:
+    """The student architecture a problem poses: how weights map inputs to outputs.
+
+    Subclasses set ``family`` and implement :meth:`forward` and :meth:`param_shapes`.
+    The default :meth:`loss` is the squared loss (1/2n) sum_i (f(x_i) - y_i)^2 per trial.
+    """
+
+    family: str = ""
+
+    def forward(self, weights: Weights, X: torch.Tensor) -> torch.Tensor:
+        """Outputs for inputs ``X`` (B, n, d): (B, n) or (B, n, c)."""
+        raise NotImplementedError
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of each named weight tensor, without the trial dimension."""
+        raise NotImplementedError
+
+    def select(self, index: Any) -> Model:
+        """The model for a sub-batch of trials (override if the model holds per-trial data)."""
+        return self
+
+    def to(self, device: Any) -> Model:
+        """The model on ``device`` (override if the model holds tensors)."""
+        return self
+
+    def loss(self, weights: Weights, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-trial training objective, shape (B,)."""
+        r = self.forward(weights, X) - y
+        return 0.5 * r.reshape(r.shape[0], -1).pow(2).sum(1) / X.shape[1]
+
+
+@dataclass
+class Instance:
+    """What a problem samples for a batch of B trials.
+
+    ``truth`` holds named ground-truth tensors (e.g. ``W_star``), ``extras``
+    anything else a solver may legitimately know (e.g. a skip support ``S``).
+    ``seeds`` are the per-trial seeds the data came from.
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+    model: Model
+    X_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    truth: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch(self) -> int:
+        return self.X.shape[0]
+
+    def select(self, index: torch.Tensor | slice | list[int]) -> Instance:
+        """The sub-batch of trials ``index`` (tensors sliced along dim 0)."""
+
+        def pick(v: Any) -> Any:
+            if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == self.batch:
+                return v[index]
+            return v
+
+        return Instance(
+            X=self.X[index],
+            y=self.y[index],
+            model=self.model.select(index),
+            X_test=pick(self.X_test),
+            y_test=pick(self.y_test),
+            truth={k: pick(v) for k, v in self.truth.items()},
+            extras={k: pick(v) for k, v in self.extras.items()},
+        )
+
+    def to(self, device: torch.device | str) -> Instance:
+        def mv(v: Any) -> Any:
+            return v.to(device) if isinstance(v, torch.Tensor) else v
+
+        return Instance(
+            mv(self.X),
+            mv(self.y),
+            self.model.to(device),
+            mv(self.X_test),
+            mv(self.y_test),
+            {k: mv(v) for k, v in self.truth.items()},
+            {k: mv(v) for k, v in self.extras.items()},
+        )
+
+
+@dataclass
+class SolveResult:
+    """What a solver returns: final weights and per-trial iteration counts.
+
+    ``status`` may mark trials the solver itself knows went wrong
+    (``"diverged"``); the runner also marks any trial whose weights or loss are
+    not finite. ``info`` holds extra per-trial numbers stored as metrics.
+    """
+
+    weights: Weights
+    iterations: torch.Tensor
+    status: list[str] | None = None
+    info: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class SolveContext:
+    """What the runner hands a solver besides the data: device, dtype, randomness, tracing.
+
+    ``record(iteration, weights, **values)`` reports an iterate; the runner
+    decides from the suite's trace schedule whether to keep it, evaluates the
+    trace metrics on it with the solver clock paused (evaluation is not
+    charged to the solver), and stores long-format rows. ``values`` are extra
+    per-trial quantities the solver already has (e.g. ``weights_updated``).
+    """
+
+    def __init__(
+        self,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        generators: list[torch.Generator],
+        recorder: Callable[[int, Weights, dict[str, Any]], None] | None = None,
+        wants: Callable[[int], bool] | None = None,
+    ) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.generators = generators
+        self._recorder = recorder
+        self._wants = wants
+
+    def wants(self, iteration: int) -> bool:
+        """Whether :meth:`record` would keep this iteration (lets solvers skip work)."""
+        return self._recorder is not None and (self._wants is None or self._wants(iteration))
+
+    def record(self, iteration: int, weights: Weights, **values: Any) -> None:
+        if self.wants(iteration):
+            self._recorder(iteration, weights, values)  # type: ignore[misc]
+
+
+class Problem(Component):
+    """A teacher model or dataset: samples an :class:`Instance` for a batch of trials.
+
+    ``sample`` receives one ``torch.Generator`` per trial, seeded from the
+    (suite seed, problem key, trial) triple; drawing each trial's data from its
+    own generator keeps the data of a trial the same whatever batch it is in.
+    """
+
+    kind = "problem"
+
+    def family(self) -> str:
+        """The model family of the student this problem poses (may depend on params)."""
+        return self.families[0]
+
+    def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
+        raise NotImplementedError
+
+
+class Initializer(Component):
+    """Starting weights for each trial of an instance."""
+
+    kind = "initializer"
+
+    def initialize(
+        self, instance: Instance, generators: list[torch.Generator], dtype: torch.dtype
+    ) -> Weights:
+        raise NotImplementedError
+
+
+class Solver(Component):
+    """A training algorithm. Batched solvers treat the leading dimension as independent trials.
+
+    Set ``batched = False`` for a solver that handles one trial at a time; the
+    runner then calls :meth:`solve` once per trial with B = 1.
+    """
+
+    kind = "solver"
+    batched: ClassVar[bool] = True
+
+    def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
+        raise NotImplementedError
+
+    def skip(self, problem: Problem, initializer: Initializer) -> str | None:
+        """A reason not to run this combination (beyond model families), or None."""
+        return None
+
+
+class Metric(Component):
+    """A final score, one number per trial (NaN where it does not apply)."""
+
+    kind = "metric"
+
+    def applies(self, instance: Instance) -> bool:
+        """Whether this metric can be computed for this instance (e.g. it has a ground truth)."""
+        return True
+
+    def compute(
+        self, instance: Instance, weights: Weights, result: SolveResult | None
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+
+KINDS: dict[str, type[Component]] = {
+    "problem": Problem,
+    "initializer": Initializer,
+    "solver": Solver,
+    "metric": Metric,
+}
+
+
+def batched_randn(
+    generators: list[torch.Generator], *shape: int, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """One standard normal draw of ``shape`` per trial generator, stacked to (B, *shape)."""
+    return torch.stack([torch.randn(shape, generator=g, dtype=dtype) for g in generators])
+
+
+def batched_rand(
+    generators: list[torch.Generator], *shape: int, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """One U[0, 1) draw of ``shape`` per trial generator, stacked to (B, *shape)."""
+    return torch.stack([torch.rand(shape, generator=g, dtype=dtype) for g in generators])

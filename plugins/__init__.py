@@ -1,0 +1,1 @@
+"""Built-in relubench plugins: one sub-package per paper plus common."""

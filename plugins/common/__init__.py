@@ -1,0 +1,1 @@
+"""Plugin package common (components registered in later commits)."""

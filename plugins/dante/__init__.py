@@ -1,0 +1,1 @@
+"""Plugin package dante (components registered in later commits)."""

@@ -1,0 +1,1 @@
+"""Plugin package datasets (components registered in later commits)."""

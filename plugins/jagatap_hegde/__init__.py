@@ -1,0 +1,1 @@
+"""Plugin package jagatap_hegde (components registered in later commits)."""

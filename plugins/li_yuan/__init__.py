@@ -1,0 +1,1 @@
+"""Plugin package li_yuan (components registered in later commits)."""

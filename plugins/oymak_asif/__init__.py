@@ -1,0 +1,1 @@
+"""Plugin package oymak_asif (components registered in later commits)."""

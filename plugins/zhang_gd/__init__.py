@@ -1,0 +1,1 @@
+"""Plugin package zhang_gd (components registered in later commits)."""
