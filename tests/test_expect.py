@@ -1,0 +1,231 @@
+"""The expectation language: correct values on a small table, hostile input rejected at load."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import InputError
+from harness.expect import evaluate_all, parse_expectations
+
+
+@pytest.fixture
+def runs() -> pd.DataFrame:
+    # 8 trials: two solvers x two d, two trials each; one errored trial with NaN metrics
+    return pd.DataFrame(
+        {
+            "suite": ["s"] * 8,
+            "solver": ["altmin"] * 4 + ["gd"] * 4,
+            "problem": ["single_neuron"] * 8,
+            "problem.d": [10, 10, 20, 20, 10, 10, 20, 20],
+            "problem.n": [30, 60, 40, 80, 30, 60, 40, 80],
+            "status": ["ok"] * 7 + ["error"],
+            "iterations": [4, 6, 8, 10, 40, 60, 80, 100],
+            "metric.success": [True, True, False, True, False, True, False, np.nan],
+            "metric.param_error": [0.001, 0.002, 0.5, 0.004, 0.3, 0.01, 0.7, np.nan],
+        }
+    )
+
+
+def one(entry: dict, runs: pd.DataFrame):
+    (expectation,) = parse_expectations([entry], "suite.toml")
+    return expectation.evaluate(runs)
+
+
+# (check, where, expected value of the measured side, held) -- values computed by hand
+CASES = [
+    ("count() == 8", None, 8, True),
+    ("count(success) == 4", "status == 'ok'", 4, True),
+    ("mean(success) >= 0.75", "solver == 'altmin'", 0.75, True),
+    ("mean(success) > 0.75", "solver == 'altmin'", 0.75, False),
+    ("median(iterations) == 7", "solver == 'altmin'", 7.0, True),
+    ("min(iterations) >= 40", "solver == 'gd'", 40.0, True),
+    ("max(iterations) < 100", None, 100.0, False),
+    ("quantile(iterations, 0.25) == 5.5", "solver == 'altmin'", 5.5, True),  # linear interp.
+    ("0.4749 < mean(iterations / problem.d) < 0.4751", "solver == 'altmin'", 0.475, True),
+    ("mean(problem.n >= 3 * problem.d) == 0.75", None, 0.75, True),  # n = 3d, 6d, 2d, 4d
+    ("0.5 < mean(success) <= 1", "solver == 'altmin' and problem.d == 10", 1.0, True),
+    ("mean(success) < 0.5", "solver in ['gd'] and status == 'ok'", 1 / 3, True),
+    ("count() == 2", "solver not in ['gd'] and not (problem.n > 50)", 2, True),
+    ("count() == 7", "problem.d == 20 or problem.n < 40 or iterations == 60", 7, True),
+    ("mean(-iterations) == -7", "solver == 'altmin'", -7.0, True),
+    ("max(iterations % 7) == 6", "solver == 'altmin'", 6.0, True),  # 4,6,1,3
+    ("max(2 ** problem.d) == 2 ** 20", None, 2.0**20, True),
+    ("mean(success) >= 0.5 and median(iterations) < 10", "solver == 'altmin'", None, True),
+    ("mean(success) == 1 or count() > 100", "solver == 'altmin'", None, False),
+]
+
+
+@pytest.mark.parametrize(("check", "where", "value", "held"), CASES)
+def test_expression_table(runs, check, where, value, held):
+    entry = {"check": check} if where is None else {"check": check, "where": where}
+    (outcome,) = one(entry, runs)
+    assert outcome.held is held, outcome.describe()
+    assert outcome.message is None
+    if value is not None:
+        assert outcome.value == pytest.approx(value)
+    else:  # a boolean combination reports every aggregate it computed
+        assert isinstance(outcome.value, dict) and len(outcome.value) == 2
+
+
+def test_by_gives_one_outcome_per_group_and_reads_group_constants(runs):
+    outcomes = one(
+        {
+            "where": "status == 'ok'",
+            "check": "median(iterations) <= 5 * problem.d",
+            "by": ["solver", "problem.d"],
+        },
+        runs,
+    )
+    groups = [tuple(o.group.values()) for o in outcomes]
+    assert groups == [("altmin", 10), ("altmin", 20), ("gd", 10), ("gd", 20)]
+    assert [o.value for o in outcomes] == [5.0, 9.0, 50.0, 80.0]
+    assert [o.held for o in outcomes] == [True, True, True, True] != [False] * 4
+    assert [len(o.rows) for o in outcomes] == [2, 2, 2, 1]
+    tight = one({"check": "median(iterations) <= problem.d", "by": "problem.d"}, runs)
+    assert [o.held for o in tight] == [False, False]  # medians 22.5, 44 > d
+
+
+def test_describe_line_has_verdict_group_value_and_count(runs):
+    (outcome, _) = one(
+        {"check": "mean(success) >= 0.95", "by": ["problem.d"], "where": "solver == 'altmin'"}, runs
+    )
+    assert (
+        outcome.describe() == "held   mean(success) >= 0.95  [problem.d=10]  measured 1 (n=2 rows)"
+    )
+    (failed,) = one(
+        {"check": "mean(param_error) <= 0.01", "where": "solver == 'gd' and status == 'ok'"}, runs
+    )
+    assert failed.describe().startswith(
+        "failed mean(param_error) <= 0.01  measured 0.3367 (n=3 rows)"
+    )
+    assert "0.3" in failed.table() and "gd" in failed.table()
+
+
+def test_bare_name_prefers_exact_column_then_metric(runs):
+    frame = runs.assign(success=0.0)  # an exact column named "success" wins over metric.success
+    (exact,) = one({"check": "mean(success) == 0"}, frame)
+    assert exact.held
+    (metric,) = one({"check": "mean(success) > 0", "where": "solver == 'altmin'"}, runs)
+    assert metric.value == pytest.approx(0.75)
+
+
+def test_nan_is_never_skipped(runs):
+    (outcome,) = one({"check": "mean(success) >= 0"}, runs)
+    assert not outcome.held and math.isnan(outcome.value)
+    assert "1 missing" in outcome.message
+    (ok,) = one({"check": "mean(success) >= 0", "where": "status == 'ok'"}, runs)
+    assert ok.held and ok.value == pytest.approx(4 / 7)
+
+
+def test_zero_rows_is_a_failure_with_a_message(runs):
+    (outcome,) = one({"check": "count() >= 0", "where": "solver == 'nobody'"}, runs)
+    assert not outcome.held and "matches none of 8 rows" in outcome.message
+    (empty,) = one({"check": "mean(success) > 0"}, runs.iloc[0:0])
+    assert not empty.held and "empty" in empty.message
+
+
+def test_evaluation_problems_fail_the_outcome_with_a_message(runs):
+    (missing,) = one({"check": "mean(nonesuch) > 0"}, runs)
+    assert not missing.held and "nonesuch" in missing.message
+    (varies,) = one({"check": "mean(success) > problem.d"}, runs)
+    assert not varies.held and "add it to `by`" in varies.message
+    (text,) = one({"check": "max(solver * 1000000000) > 0"}, runs)
+    assert not text.held and "arithmetic on text" in text.message
+    (bad_by,) = one({"check": "count() > 0", "by": ["problem.zz"]}, runs)
+    assert not bad_by.held and "problem.zz" in bad_by.message
+
+
+def test_profiles_restrict_where_a_claim_applies(runs):
+    exps = parse_expectations(
+        [{"check": "count() == 8"}, {"check": "count() == 0", "profiles": ["full"]}], "s.toml"
+    )
+    assert [o.held for o in evaluate_all(exps, runs, profile="smoke")] == [True]
+    assert [o.held for o in evaluate_all(exps, runs, profile="full")] == [True, False]
+
+
+HOSTILE = [
+    ("__import__('os').system('echo pwned')", "__import__"),
+    ("os.system('ls')", "os.system"),
+    ("eval('1')", "eval"),
+    ("open('/etc/passwd')", "open"),
+    ("mean(success).real > 0", "attribute access on a value"),
+    ("'abc'.upper() == 'ABC'", "calls to"),
+    ("(1).__class__ == 1", "attribute access"),
+    ("problem.__class__ == 1", "dunder"),
+    ("__builtins__ == 1", "dunder"),
+    ("success[0] > 1", "subscripts"),
+    ("(lambda: 1)() == 1", "calls to"),
+    ("(lambda x: x) == 1", "lambda"),
+    ("mean([x for x in success]) > 0", "comprehensions"),
+    ("mean({x for x in success}) > 0", "comprehensions"),
+    ("mean(x for x in success) > 0", "comprehensions"),
+    ("(y := 1) == 1", "assignment"),
+    ("f'{success}' == 'x'", "f-strings"),
+    ("mean(success) if 1 else 0", "conditional"),
+    ("mean(mean(success)) > 0", "nested"),
+    ("mean(success, 2) > 0", "number of arguments"),
+    ("mean(x=success) > 0", "keyword"),
+    ("mean(*success) > 0", "*arguments"),
+    ("quantile(success, 1.5) > 0", "0 <= q <= 1"),
+    ("quantile(success, problem.n) > 0", "0 <= q <= 1"),
+    ("'a' * 1000000000 == 'a'", "arithmetic on strings"),
+    ("success in success", "literal list"),
+    ("success is None", "comparison Is"),
+    ("b'x' == success", "constant"),
+    ("success & 1 == 1", "BitAnd"),
+    ("mean(success) > 0; import os", "not a valid expression"),
+    ("mean(success)", "must be a condition"),
+    ("mean + 1 > 0", "aggregate"),
+    ("1 and 2", "and/or needs conditions"),
+    ("(" * 300 + "1" + ")" * 300 + " > 0", "not a valid expression"),
+    ("-" * 1990 + "1 > 0", "nested"),
+    ("1" * 3000 + " > 0", "longer than"),
+]
+
+
+@pytest.mark.parametrize(("check", "why"), HOSTILE)
+def test_hostile_expressions_are_rejected_at_load(check, why):
+    entries = [{"check": "count() > 0"}, {"check": check}]
+    with pytest.raises(InputError) as info:
+        parse_expectations(entries, "suites/x.toml")
+    message = str(info.value)
+    assert message.startswith("suites/x.toml: expect[1].check: ")
+    assert why in message
+    assert info.value.exit_code == 2
+
+
+def test_where_may_not_aggregate_and_error_names_key():
+    with pytest.raises(InputError, match=r"expect\[0\]\.where: .*aggregate in `check`"):
+        parse_expectations([{"check": "count() > 0", "where": "mean(success) > 0"}], "s.toml")
+    with pytest.raises(InputError, match=r"expect\[0\]\.where: .*__import__"):
+        parse_expectations([{"check": "count() > 0", "where": "__import__('os')"}], "s.toml")
+
+
+@pytest.mark.parametrize(
+    ("entry", "match"),
+    [
+        ({"check": "count() > 0", "by_": ["x"]}, r"expect\[0\]\.by_: unknown key"),
+        ({"where": "solver == 'a'"}, r"expect\[0\]\.check: missing"),
+        ({"check": 3}, r"expect\[0\]\.check: must be a string"),
+        ({"check": "count() > 0", "by": [1]}, r"expect\[0\]\.by: must be a list"),
+        ({"check": "count() > 0", "by": ["__class__"]}, r"expect\[0\]\.by: dunder"),
+        ({"check": "   "}, r"expect\[0\]\.check: empty"),
+    ],
+)
+def test_malformed_entries_name_the_key(entry, match):
+    with pytest.raises(InputError, match=match):
+        parse_expectations([entry], "s.toml")
+
+
+def test_expectation_metadata():
+    (e,) = parse_expectations(
+        [{"check": " mean(success) >= 0.9 ", "where": "solver == 'altmin'", "by": ["problem.d"]}],
+        "s.toml",
+    )
+    assert e.key == "expect[0]" and e.check == "mean(success) >= 0.9"
+    assert e.columns == {"success", "solver", "problem.d"}
+    assert e.label == "mean(success) >= 0.9 where solver == 'altmin' by problem.d"
