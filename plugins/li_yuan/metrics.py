@@ -1,0 +1,155 @@
+"""Metrics of Li & Yuan (2017): potential g (Def. 2.2), one-point inner product (Def. 2.4,
+Fig. 8), distance to W*, closed-form population loss, test error."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from harness import Instance, Metric, SolveResult, Weights, param
+from plugins.li_yuan import population
+from plugins.li_yuan.models import ReslinkModel
+
+
+def _nan(instance: Instance) -> torch.Tensor:
+    return torch.full((instance.batch,), math.nan, dtype=instance.X.dtype, device=instance.X.device)
+
+
+def _is_reslink(instance: Instance) -> bool:
+    return isinstance(instance.model, ReslinkModel) and "W_star" in instance.truth
+
+
+class PotentialG(Metric):
+    """Li & Yuan Definition 2.2: g = sum_i (||e_i + w*_i||_2 - ||e_i + w_i||_2) (ResLink only)."""
+
+    name = "potential_g"
+    families = ("reslink",)
+
+    def applies(self, instance: Instance) -> bool:
+        return _is_reslink(instance)
+
+    def compute(
+        self, instance: Instance, weights: Weights, result: SolveResult | None
+    ) -> torch.Tensor:
+        if not self.applies(instance):
+            return _nan(instance)
+        W = instance.model.residual(weights)
+        eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
+        return (instance.truth["W_star"] + eye).norm(dim=-2).sum(-1) - (W + eye).norm(dim=-2).sum(
+            -1
+        )
+
+
+class OnePointInner(Metric):
+    """<-grad L(W), W* - W> with the closed-form gradient of Li & Yuan Lemma 2.1 (Def. 2.4, Fig. 8).
+
+    Scaled as Lemma 2.1 writes it, which is pi times the negative gradient of the
+    loss (2) (the constants of Theorem 3.3 refer to this scale). Positive means
+    the negative gradient points towards W*. ``normalize = true`` divides by
+    ||W* - W||_F^2, the delta of one-point strong convexity (Theorem 3.3: > 0.03
+    when g <= 0.1). For ``one_hidden`` W* is taken as is, without matching units.
+    """
+
+    name = "one_point_inner"
+    families = population.FAMILIES
+
+    @dataclass(frozen=True)
+    class Params:
+        normalize: bool = param(False, "divide by ||W* - W||_F^2")
+
+    def applies(self, instance: Instance) -> bool:
+        return population.applies(instance)
+
+    def compute(
+        self, instance: Instance, weights: Weights, result: SolveResult | None
+    ) -> torch.Tensor:
+        if not self.applies(instance):
+            return _nan(instance)
+        model = instance.model
+        W = model.residual(weights) if isinstance(model, ReslinkModel) else weights["W"]
+        delta = (instance.truth["W_star"] - W).flatten(1)
+        # Lemma 2.1 = -pi grad of (2) = -2 pi grad of the 1/2-scaled loss.
+        neg_grad = -2 * math.pi * population.grad(instance, weights).flatten(1)
+        inner = (neg_grad * delta).sum(1)
+        return inner / delta.pow(2).sum(1) if self.params.normalize else inner
+
+
+class Distance(Metric):
+    """||W - W*|| for ResLink (Li & Yuan Fig. 7b, 8); Vanilla compares V - I (footnote 3)."""
+
+    name = "distance"
+    families = ("reslink",)
+
+    @dataclass(frozen=True)
+    class Params:
+        norm: Literal["fro", "spectral"] = param(
+            "fro", "Frobenius (Fig. 8) or spectral (Fig. 7b) norm"
+        )
+
+    def applies(self, instance: Instance) -> bool:
+        return _is_reslink(instance)
+
+    def compute(
+        self, instance: Instance, weights: Weights, result: SolveResult | None
+    ) -> torch.Tensor:
+        if not self.applies(instance):
+            return _nan(instance)
+        delta = instance.model.residual(weights) - instance.truth["W_star"]
+        return torch.linalg.matrix_norm(delta, ord="fro" if self.params.norm == "fro" else 2)
+
+
+class PopulationLoss(Metric):
+    """Closed-form population loss 1/2 E[(f(x, W) - f(x, W*))^2] for x ~ N(0, s^2 I).
+
+    Li & Yuan (2), halved to match the harness's training loss; from the
+    arc-cosine kernel (Tian 2017). Excludes label noise. ``reslink``, ``one_hidden``.
+    """
+
+    name = "population_loss"
+    families = population.FAMILIES
+
+    def applies(self, instance: Instance) -> bool:
+        return population.applies(instance)
+
+    def compute(
+        self, instance: Instance, weights: Weights, result: SolveResult | None
+    ) -> torch.Tensor:
+        if not self.applies(instance):
+            return _nan(instance)
+        return population.loss(instance, weights)
+
+
+class TestError(Metric):
+    """Error on the test split (Li & Yuan Fig. 7a, Sec. 5.4).
+
+    Regression labels (B, n): the fraction of variance unexplained,
+    sum (f - y)^2 / sum (y - mean y)^2, so that students whose teachers have
+    different output scales (ResLink, Vanilla, 3-Block) compare. Class labels
+    (integer (B, n) or one-hot (B, n, c)) with (B, n, c) outputs: the
+    misclassification rate.
+    """
+
+    name = "test_error"
+
+    def applies(self, instance: Instance) -> bool:
+        return (
+            instance.X_test is not None
+            and instance.y_test is not None
+            and instance.X_test.shape[1] > 0
+        )
+
+    def compute(
+        self, instance: Instance, weights: Weights, result: SolveResult | None
+    ) -> torch.Tensor:
+        if not self.applies(instance):
+            return _nan(instance)
+        out = instance.model.forward(weights, instance.X_test)
+        y = instance.y_test
+        if out.dim() == 3:
+            labels = y.argmax(-1) if y.dim() == 3 else y.long()
+            return (out.argmax(-1) != labels).to(instance.X_test.dtype).mean(1)
+        resid = (out - y).pow(2).sum(1)
+        return resid / (y - y.mean(1, keepdim=True)).pow(2).sum(1)

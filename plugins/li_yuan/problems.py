@@ -1,0 +1,120 @@
+"""Teachers of Li & Yuan (2017), Sec. 5.2: the ResLink teacher (1) and the 3-Block network.
+
+Both draw x ~ N(0, input_scale^2 I) and put in ``extras`` what a solver may
+legitimately use to draw fresh samples of the same distribution (SGD on the
+population loss): ``input_std``, ``noise_std`` and the ``teacher`` model, whose
+weights are the ``truth`` tensors named ``<weight>_star``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from harness import Instance, Problem, batched_randn, param
+from plugins.li_yuan.models import ReslinkModel, ThreeBlockModel, reslink_forward
+
+
+def _gaussian_inputs(
+    generators: list[torch.Generator], n: int, d: int, scale: float, dtype: torch.dtype
+) -> torch.Tensor:
+    return scale * batched_randn(generators, n, d, dtype=dtype)
+
+
+def spectral_scaled_gaussian(
+    generators: list[torch.Generator], d: int, norm: float, dtype: torch.dtype
+) -> torch.Tensor:
+    """A Gaussian d x d matrix per trial, rescaled to spectral norm ``norm`` (0 gives W* = 0)."""
+    G = batched_randn(generators, d, d, dtype=dtype)
+    return G * (norm / torch.linalg.matrix_norm(G, ord=2)).reshape(-1, 1, 1)
+
+
+class Reslink(Problem):
+    """Li & Yuan (2017) teacher y = || relu((I + W*)^T x) ||_1 (eq. (1)), x ~ N(0, input_scale^2 I).
+
+    W* is a Gaussian matrix rescaled to spectral norm ``w_star_norm`` (Sec. 5.2
+    uses 0.6 at d = 100; Sec. 5.3 uses W* = 0). ``vanilla = true`` trains the
+    same network without the identity mapping, whose weight V is compared with
+    W* through V - I (footnote 3).
+    """
+
+    name = "reslink"
+    families = ("reslink",)
+
+    @dataclass(frozen=True)
+    class Params:
+        d: int = param(20, "input dimension (W is d x d)", min=1)
+        n: int = param(2000, "training samples", min=1)
+        n_test: int = param(1000, "test samples", min=0)
+        w_star_norm: float = param(0.3, "spectral norm of W*", min=0)
+        input_scale: float = param(
+            1.0, "standard deviation of the input entries", min=0, exclusive_min=True
+        )
+        vanilla: bool = param(
+            False, "train the model without identity mapping (weight V, compared as V - I)"
+        )
+
+    def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
+        p = self.params
+        W_star = spectral_scaled_gaussian(generators, p.d, p.w_star_norm, dtype)  # (B, d, d)
+        X = _gaussian_inputs(generators, p.n, p.d, p.input_scale, dtype)
+        X_test = _gaussian_inputs(generators, p.n_test, p.d, p.input_scale, dtype)
+        return Instance(
+            X=X,
+            y=reslink_forward(W_star, X),
+            model=ReslinkModel(p.d, vanilla=p.vanilla),
+            X_test=X_test,
+            y_test=reslink_forward(W_star, X_test),
+            truth={"W_star": W_star},
+            extras={"input_std": p.input_scale, "noise_std": 0.0, "teacher": ReslinkModel(p.d)},
+        )
+
+
+class ThreeBlock(Problem):
+    """Li & Yuan (2017), Sec. 5.2 "3-Block": three blocks of (linear ``width``, batch norm, ReLU).
+
+    Teacher and student share the structure; the output is the sum of the last
+    block's units. The teacher's linear weights are N(0, 1/fan_in) and its batch
+    norm statistics are frozen on the training inputs, so it is a fixed function
+    of x. The paper does not say how its 3-Block reduces to a scalar; the l1
+    norm mirrors the ResLink output (1).
+    """
+
+    name = "three_block"
+    families = ("three_block",)
+
+    @dataclass(frozen=True)
+    class Params:
+        d: int = param(20, "input dimension", min=1)
+        width: int = param(50, "units per block (500 in the paper)", min=1)
+        n: int = param(2000, "training samples", min=2)
+        n_test: int = param(1000, "test samples", min=0)
+        input_scale: float = param(
+            1.0, "standard deviation of the input entries", min=0, exclusive_min=True
+        )
+
+    def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
+        p = self.params
+        m = p.width
+        teacher = ThreeBlockModel(p.d, m, fixed_stats=True)
+        weights = {
+            "W1": batched_randn(generators, p.d, m, dtype=dtype) / p.d**0.5,
+            "W2": batched_randn(generators, m, m, dtype=dtype) / m**0.5,
+            "W3": batched_randn(generators, m, m, dtype=dtype) / m**0.5,
+        }
+        X = _gaussian_inputs(generators, p.n, p.d, p.input_scale, dtype)
+        X_test = _gaussian_inputs(generators, p.n_test, p.d, p.input_scale, dtype)
+        # Batch-norm statistics frozen on the training set make the teacher a fixed function.
+        for l, Z in enumerate(ThreeBlockModel(p.d, m).pre_activations(weights, X), start=1):
+            weights[f"mean{l}"] = Z.mean(1)
+            weights[f"var{l}"] = Z.var(1, unbiased=False)
+        return Instance(
+            X=X,
+            y=teacher.forward(weights, X),
+            model=ThreeBlockModel(p.d, m),
+            X_test=X_test,
+            y_test=teacher.forward(weights, X_test),
+            truth={f"{k}_star": v for k, v in weights.items()},
+            extras={"input_std": p.input_scale, "noise_std": 0.0, "teacher": teacher},
+        )
