@@ -175,10 +175,12 @@ class Component:
         return specs
 
     @classmethod
-    def make_params(cls, values: dict[str, Any]) -> Any:
+    def make_params(cls, values: dict[str, Any], *, cross_check: bool = True) -> Any:
         """Validate a dict of raw values (from TOML) and build the ``Params`` instance.
 
         Raises :class:`ParameterError` naming the offending key and what is allowed.
+        ``cross_check=False`` skips :meth:`check_params` (used to validate one grid
+        value on its own before the full combinations exist).
         """
         hints = typing.get_type_hints(cls.Params)
         fields = {f.name: f for f in dataclasses.fields(cls.Params)}
@@ -187,8 +189,7 @@ class Component:
             allowed = ", ".join(sorted(fields)) or "none"
             raise ParameterError(
                 unknown[0],
-                f"unknown parameter {unknown[0]!r} for {cls.kind} {cls.name!r}; "
-                f"allowed: {allowed}",
+                f"unknown parameter {unknown[0]!r} for {cls.kind} {cls.name!r}; allowed: {allowed}",
             )
         clean = {}
         for key, value in values.items():
@@ -202,7 +203,7 @@ class Component:
             _check_bounds(cls, key, v, meta)
             clean[key] = v
         params = cls.Params(**clean)
-        problem = cls.check_params(params)
+        problem = cls.check_params(params) if cross_check else None
         if problem:
             raise ParameterError(problem[0], f"{cls.kind} {cls.name!r}: {problem[1]}")
         return params
@@ -275,7 +276,8 @@ def _check_bounds(cls: type[Component], key: str, value: Any, meta: Any) -> None
         too_low = lo is not None and (value <= lo if meta.get("exclusive_min") else value < lo)
         if too_low or (hi is not None and value > hi):
             raise ParameterError(
-                key, f"{cls.kind} {cls.name!r} parameter {key!r}: {value!r} must be {_allowed(meta)}"
+                key,
+                f"{cls.kind} {cls.name!r} parameter {key!r}: {value!r} must be {_allowed(meta)}",
             )
 
 
@@ -320,6 +322,18 @@ class Model:
         """Shape of each named weight tensor, without the trial dimension."""
         raise NotImplementedError
 
+    def align(self, weights: Weights, truth: dict[str, torch.Tensor]) -> Weights:
+        """``weights`` with hidden units reordered to best match ``truth``.
+
+        The default changes nothing; models with interchangeable hidden units
+        override it (e.g. a permutation found by Hungarian matching).
+        """
+        return weights
+
+    def recovery_view(self, weights: Weights) -> Weights:
+        """The weights on which recovery is measured (e.g. effective weights W + I_S)."""
+        return weights
+
     def select(self, index: Any) -> Model:
         """The model for a sub-batch of trials (override if the model holds per-trial data)."""
         return self
@@ -332,6 +346,21 @@ class Model:
         """Per-trial training objective, shape (B,)."""
         r = self.forward(weights, X) - y
         return 0.5 * r.reshape(r.shape[0], -1).pow(2).sum(1) / X.shape[1]
+
+    def grad(self, weights: Weights, X: torch.Tensor, y: torch.Tensor) -> Weights:
+        """Gradient of :meth:`loss` for each weight tensor (autograd unless overridden).
+
+        Trials are independent, so the gradient of the summed per-trial losses
+        is each trial's own gradient.
+        """
+        with torch.enable_grad():
+            leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
+            total = self.loss(leaves, X, y).sum()
+            grads = torch.autograd.grad(total, list(leaves.values()), allow_unused=True)
+        return {
+            k: (g if g is not None else torch.zeros_like(v))
+            for (k, v), g in zip(leaves.items(), grads)
+        }
 
 
 @dataclass

@@ -79,7 +79,9 @@ def _import_plugin(spec: str) -> tuple[str, Any]:
             mod_spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(name, None)
-            raise InputError(f"--plugin {spec}: import failed: {type(exc).__name__}: {exc}") from exc
+            raise InputError(
+                f"--plugin {spec}: import failed: {type(exc).__name__}: {exc}"
+            ) from exc
         return path.stem, module
     try:
         module = importlib.import_module(spec)
@@ -125,7 +127,9 @@ def create_manager(
 def _add(registry: Registry, kind: str, cls: type[Component], plugin: str) -> None:
     base = KINDS[kind]
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise InputError(f"plugin {plugin!r} returned {cls!r} from {HOOKS[kind]}, not a {kind} class")
+        raise InputError(
+            f"plugin {plugin!r} returned {cls!r} from {HOOKS[kind]}, not a {kind} class"
+        )
     if not cls.name:
         raise InputError(f"plugin {plugin!r}: {kind} class {cls.__qualname__} has no name")
     table = registry.components[kind]

@@ -1,1 +1,24 @@
-"""Plugin package common (components registered in later commits)."""
+"""Shared plugin: teacher problems, initializers and metrics that every paper uses.
+
+Shared math (models, Hungarian matching, Gaussian closed forms) lives here once.
+"""
+
+from harness import hookimpl
+from plugins.common.initializers import Gaussian, Perturbed, Zero
+from plugins.common.metrics import ParamError, Success, TestLoss, TrainLoss
+from plugins.common.problems import OneHidden, SingleNeuron
+
+
+@hookimpl
+def relubench_problems():
+    return [SingleNeuron, OneHidden]
+
+
+@hookimpl
+def relubench_initializers():
+    return [Zero, Gaussian, Perturbed]
+
+
+@hookimpl
+def relubench_metrics():
+    return [ParamError, Success, TrainLoss, TestLoss]

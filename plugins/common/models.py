@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from harness import Model, Weights
+from plugins.common.matching import match_columns, permute_columns
 
 
 def relu(t: torch.Tensor) -> torch.Tensor:
@@ -39,6 +40,23 @@ class OneHiddenModel(Model):
 
     def forward(self, weights: Weights, X: torch.Tensor) -> torch.Tensor:
         return relu(X @ weights["W"]).sum(-1)  # (B, n, d) @ (B, d, k) -> (B, n)
+
+    def grad(self, weights: Weights, X: torch.Tensor, y: torch.Tensor) -> Weights:
+        """Analytic gradient of loss (1.2), Zhang et al. eq. (3.2):
+        grad_j = (1/N) sum_i (sum_l relu(w_l^T x_i) - y_i) 1{w_j^T x_i >= 0} x_i."""
+        Z = X @ weights["W"]  # (B, n, k)
+        r = relu(Z).sum(-1) - y  # (B, n)
+        mask = (Z >= 0).to(X.dtype) * r.unsqueeze(-1)  # (B, n, k)
+        return {"W": X.transpose(1, 2) @ mask / X.shape[1]}
+
+    def align(self, weights: Weights, truth: dict[str, torch.Tensor]) -> Weights:
+        """Hidden units are interchangeable: reorder them by Hungarian matching to W*."""
+        if self.k == 1 or "W" not in truth:
+            return weights
+        return {
+            **weights,
+            "W": permute_columns(weights["W"], match_columns(weights["W"], truth["W"])),
+        }
 
 
 def skip_support_matrix(S: torch.Tensor, d: int, dtype: torch.dtype) -> torch.Tensor:

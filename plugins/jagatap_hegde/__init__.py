@@ -1,1 +1,9 @@
-"""Plugin package jagatap_hegde (components registered in later commits)."""
+"""Jagatap & Hegde: alternating minimization for shallow ReLU networks."""
+
+from harness import hookimpl
+from plugins.jagatap_hegde.altmin import AltMin
+
+
+@hookimpl
+def relubench_solvers():
+    return [AltMin]

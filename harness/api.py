@@ -1,0 +1,223 @@
+"""Running a suite end to end: load, expand, skip what is stored, execute, store, check.
+
+This is what ``relubench run`` and :func:`harness.run_suite` call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InputError
+from harness.executors import EXECUTORS, default_workers, make_executor
+from harness.plugins import Registry, get_registry
+from harness.runner import UnitResult, WorkUnit
+from harness.store import Store, provenance, runs_schema
+from harness.suite import Cell, Dropped, Suite, load_suite
+
+
+@dataclass
+class RunReport:
+    """What a run did: where results are, what ran, what failed, expectation outcomes."""
+
+    suite: Suite
+    results_dir: Path
+    cells: list[Cell]
+    dropped: list[Dropped]
+    units_run: int = 0
+    trials_run: int = 0
+    trials_skipped: int = 0
+    failed_trials: int = 0
+    outcomes: list[Any] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        failed_expect = any(not o.held for o in self.outcomes)
+        return 1 if (self.failed_trials or failed_expect) else 0
+
+
+def prepare(
+    path: str | Path,
+    *,
+    profile: str | None = None,
+    overrides: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    blocked: Sequence[str] = (),
+) -> tuple[Registry, Suite, list[Cell], list[Dropped]]:
+    """Load and expand a suite (no side effects): what ``--dry-run`` shows."""
+    registry = get_registry(tuple(plugins), tuple(blocked))
+    suite = load_suite(path, registry, profile=profile, overrides=tuple(overrides))
+    cells, dropped = suite.expand(registry)
+    return registry, suite, cells, dropped
+
+
+def results_root(results: str | Path, suite: Suite) -> Path:
+    """``RESULTS_DIR/<suite name>``; the suite name is validated to stay inside it."""
+    root = Path(results).resolve()
+    folder = (root / suite.name).resolve()
+    if root not in folder.parents:
+        raise InputError(f"suite name {suite.name!r} would write outside {root}")
+    return folder
+
+
+def plan_units(
+    suite: Suite,
+    cells: list[Cell],
+    done: set[tuple[str, int]],
+    *,
+    run_id: str,
+    workers: int,
+    plugins: Sequence[str] = (),
+    blocked: Sequence[str] = (),
+    timeout_s: float | None = None,
+) -> list[WorkUnit]:
+    """Work units for the trials not yet stored ``ok``.
+
+    A cell is one unit unless ``chunk_trials`` says otherwise, or there are
+    fewer cells than workers, in which case cells are split so every worker has
+    work (trials have their own seeds, so chunking changes no number).
+    """
+    pending = [(c, [t for t in range(c.trials) if (c.cell_id, t) not in done]) for c in cells]
+    pending = [(c, ts) for c, ts in pending if ts]
+    chunk = suite.chunk_trials
+    if not chunk and pending and len(pending) < workers:
+        total = sum(len(ts) for _, ts in pending)
+        chunk = max(1, math.ceil(total / workers))
+    units = []
+    for cell, trials in pending:
+        size = chunk or len(trials)
+        for i in range(0, len(trials), size):
+            units.append(
+                WorkUnit(
+                    cell=cell,
+                    trials=tuple(trials[i : i + size]),
+                    run_id=run_id,
+                    dtype=suite.dtype,
+                    device=suite.device,
+                    trace=suite.trace,
+                    trace_every=suite.trace_every,
+                    plugins=tuple(plugins),
+                    blocked=tuple(blocked),
+                    timeout_s=timeout_s if timeout_s is not None else suite.timeout_s,
+                )
+            )
+    return units
+
+
+def execute(
+    path: str | Path,
+    *,
+    profile: str | None = None,
+    workers: int | None = None,
+    executor: str = "processes",
+    scheduler: str | None = None,
+    results: str | Path = "results",
+    force: bool = False,
+    overrides: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    blocked: Sequence[str] = (),
+    timeout: float | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    check: bool = True,
+) -> RunReport:
+    """Run a suite and return a :class:`RunReport` (see :func:`harness.run_suite`)."""
+    if executor not in EXECUTORS:
+        raise InputError(f"--executor {executor!r}: unknown; allowed: {', '.join(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers {workers}: must be >= 1")
+    registry, suite, cells, dropped = prepare(
+        path, profile=profile, overrides=overrides, plugins=plugins, blocked=blocked
+    )
+    started = time.perf_counter()
+    folder = results_root(results, suite)
+    store = Store(folder)
+    done = set() if force else store.completed()
+    n_workers = 1 if executor == "serial" else (workers or default_workers())
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    units = plan_units(
+        suite,
+        cells,
+        done,
+        run_id=run_id,
+        workers=n_workers,
+        plugins=plugins,
+        blocked=blocked,
+        timeout_s=timeout,
+    )
+    report = RunReport(suite, folder, cells, dropped)
+    report.trials_skipped = sum(c.trials for c in cells) - sum(len(u.trials) for u in units)
+    schema = runs_schema(cells)
+    meta = provenance(
+        {
+            "suite": suite.name,
+            "suite_file": str(suite.path),
+            "profile": suite.profile,
+            "run_id": run_id,
+            "executor": executor,
+            "workers": n_workers,
+            "plugins": registry.distributions(),
+        }
+    )
+    hook = registry.manager.hook
+    store.ensure()
+    hook.relubench_run_start(suite=suite, cells=cells, results_dir=folder)
+    total = sum(len(u.trials) for u in units)
+    if on_progress:
+        on_progress(0, total)
+    if units:
+        ex = make_executor(executor, n_workers, scheduler)
+        try:
+            for result in ex.run(units):
+                _store_result(store, result, schema, meta, report)
+                hook.relubench_cell_done(cell=result.unit.cell, rows=result.runs)
+                if on_progress:
+                    on_progress(report.trials_run, total)
+        finally:
+            ex.close()
+    if check and suite.expect:
+        from harness.expect import parse_expectations
+        from harness.store import load_results
+
+        runs = load_results(folder)
+        runs = runs[runs["cell_id"].isin({c.cell_id for c in cells})]
+        for expectation in parse_expectations(suite.expect, str(suite.path)):
+            report.outcomes.extend(expectation.evaluate(runs))
+    report.failed_trials = _failed_in_store(store, cells)
+    report.wall_s = time.perf_counter() - started
+    hook.relubench_run_end(suite=suite, results_dir=folder, exit_code=report.exit_code)
+    return report
+
+
+def _store_result(
+    store: Store, result: UnitResult, schema: Any, meta: dict[str, Any], report: RunReport
+) -> None:
+    unit = result.unit
+    stem = f"part-{unit.cell.cell_id}-{unit.trials[0]:05d}-{unit.run_id}"
+    store.write(result.runs, result.traces, schema, meta, stem=stem)
+    report.units_run += 1
+    report.trials_run += len(result.runs)
+
+
+def _failed_in_store(store: Store, cells: list[Cell]) -> int:
+    """Trials of this suite's cells whose stored row (after dedupe) is not ``ok``."""
+    from harness.store import load_results
+
+    runs = load_results(store.root)
+    if runs.empty:
+        return 0
+    runs = runs[runs["cell_id"].isin({c.cell_id for c in cells})]
+    wanted = {(c.cell_id, t) for c in cells for t in range(c.trials)}
+    keys = list(zip(runs["cell_id"], runs["trial"]))
+    mask = [k in wanted for k in keys]
+    return int((runs.loc[mask, "status"] != "ok").sum())
+
+
+def run_suite(path: str | Path, **options: Any) -> Path:
+    """Run a suite file and return its results folder."""
+    return execute(path, **options).results_dir

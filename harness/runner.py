@@ -1,0 +1,354 @@
+"""Runs one work unit (a cell, or a chunk of its trials) and turns it into rows.
+
+Everything here happens inside a worker: resolve the components by name from
+the worker's own plugin registry, sample the data of every trial from its own
+seed, initialize, solve (one batched call, or one call per trial for an
+unbatched solver), classify each trial (``ok``, ``diverged``, ``error``), and
+evaluate the metrics with the solver clock stopped. Failures are data: an
+exception becomes ``error`` rows with the message and the head of the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+
+from harness.components import Component, Instance, Metric, SolveContext, SolveResult, Weights
+from harness.plugins import get_registry
+from harness.suite import Cell, ComponentSpec
+
+HARNESS_VERSION = "0.1.0"
+TRACEBACK_LINES = 12
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """What a worker needs to run some trials of a cell; plain data, so it pickles."""
+
+    cell: Cell
+    trials: tuple[int, ...]
+    run_id: str
+    dtype: str = "float64"
+    device: str = "cpu"
+    trace: tuple[str, ...] = ()
+    trace_every: Any = "log"
+    plugins: tuple[str, ...] = ()
+    blocked: tuple[str, ...] = ()
+    timeout_s: float | None = None
+
+
+@dataclass
+class UnitResult:
+    """Rows produced by a work unit: one ``runs`` row per trial, long-format ``traces`` rows."""
+
+    unit: WorkUnit
+    runs: list[dict[str, Any]]
+    traces: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _trace_schedule(every: Any):
+    if every == "all":
+        return lambda it: True
+    if isinstance(every, int):
+        return lambda it: it % every == 0
+    # "log": every iteration up to 10, then about 20 points per decade.
+    marks = {int(round(10 ** (j / 20))) for j in range(0, 200)}
+    return lambda it: it <= 10 or it in marks
+
+
+def _instantiate(registry: Any, spec: ComponentSpec) -> Component:
+    cls = registry.get(spec.kind, spec.name)
+    return cls(cls.make_params(spec.param_dict))
+
+
+def _generators(seeds: list[int]) -> list[torch.Generator]:
+    gens = []
+    for s in seeds:
+        g = torch.Generator()
+        g.manual_seed(s)
+        gens.append(g)
+    return gens
+
+
+def param_value(v: Any) -> Any:
+    """A parameter value as stored in Parquet (lists become their JSON text)."""
+    if isinstance(v, (tuple, list)):
+        return json.dumps(list(v))
+    return v
+
+
+def _error_text(exc: BaseException) -> str:
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    head = "".join(tb[-TRACEBACK_LINES:])
+    return f"{type(exc).__name__}: {exc}\n{head}"
+
+
+def base_row(unit: WorkUnit, trial: int, seed: int, created_at: str, host: str) -> dict[str, Any]:
+    """Identity and parameter columns of a trial's row."""
+    cell = unit.cell
+    row: dict[str, Any] = {
+        "suite": cell.suite,
+        "run_id": unit.run_id,
+        "cell_id": cell.cell_id,
+        "trial": trial,
+        "seed": seed,
+        "problem": cell.problem.name,
+        "initializer": cell.initializer.name,
+        "solver": cell.solver.name,
+    }
+    for spec, prefix in (
+        (cell.problem, "problem"),
+        (cell.initializer, "initializer"),
+        (cell.solver, "solver"),
+    ):
+        for k, v in spec.params:
+            row[f"{prefix}.{k}"] = param_value(v)
+    row.update(
+        status="ok",
+        error=None,
+        iterations=None,
+        time_s=None,
+        time_mode=None,
+        created_at=created_at,
+        host=host,
+        harness_version=HARNESS_VERSION,
+    )
+    for m in cell.metrics:
+        row[f"metric.{m.name}"] = None
+    return row
+
+
+def failed_rows(unit: WorkUnit, status: str, message: str) -> UnitResult:
+    """Rows for a unit that produced nothing (worker died, timeout): every trial gets ``status``."""
+    created = datetime.now(UTC).isoformat()
+    host = socket.gethostname()
+    rows = []
+    for t in unit.trials:
+        row = base_row(unit, t, unit.cell.trial_seeds(t)[0], created, host)
+        row.update(status=status, error=message)
+        rows.append(row)
+    return UnitResult(unit, rows, [])
+
+
+def _finite(weights: Weights) -> torch.Tensor:
+    oks = [torch.isfinite(w.reshape(w.shape[0], -1)).all(1) for w in weights.values()]
+    return torch.stack(oks).all(0) if oks else torch.ones(0, dtype=torch.bool)
+
+
+def run_unit(unit: WorkUnit) -> UnitResult:
+    """Run the trials of ``unit``; never raises for a solver/problem failure."""
+    registry = get_registry(unit.plugins, unit.blocked)
+    cell = unit.cell
+    created = datetime.now(UTC).isoformat()
+    host = socket.gethostname()
+    seeds = [cell.trial_seeds(t) for t in unit.trials]
+    rows = [base_row(unit, t, s[0], created, host) for t, s in zip(unit.trials, seeds)]
+    traces: list[dict[str, Any]] = []
+    dtype = getattr(torch, unit.dtype)
+    device = torch.device(
+        unit.device if unit.device != "cuda" or torch.cuda.is_available() else "cpu"
+    )
+    B = len(unit.trials)
+
+    try:
+        problem = _instantiate(registry, cell.problem)
+        init = _instantiate(registry, cell.initializer)
+        solver = _instantiate(registry, cell.solver)
+        metrics: list[Metric] = [_instantiate(registry, m) for m in cell.metrics]  # type: ignore[misc]
+        instance = problem.sample(_generators([s[0] for s in seeds]), dtype)
+        weights0 = init.initialize(instance, _generators([s[1] for s in seeds]), dtype)
+        instance = instance.to(device)
+        weights0 = {k: v.to(device) for k, v in weights0.items()}
+    except Exception as exc:  # setup failed: every trial of the unit is an error
+        msg = "setup failed: " + _error_text(exc)
+        for row in rows:
+            row.update(status="error", error=msg)
+        return UnitResult(unit, rows, traces)
+
+    trace_metrics = [m for m in metrics if m.name in unit.trace]
+    wants = _trace_schedule(unit.trace_every)
+    solver_gens = [s[2] for s in seeds]
+
+    def solve_batch(index: list[int]) -> tuple[SolveResult | None, float, str | None]:
+        sub = instance if len(index) == B else instance.select(index)
+        w0 = weights0 if len(index) == B else {k: v[index] for k, v in weights0.items()}
+        paused = [0.0]
+        start = time.perf_counter()
+
+        def recorder(iteration: int, weights: Weights, values: dict[str, Any]) -> None:
+            t0 = time.perf_counter()
+            elapsed = t0 - start - paused[0]
+            _record(
+                traces,
+                cell.cell_id,
+                [unit.trials[i] for i in index],
+                iteration,
+                elapsed,
+                sub,
+                weights,
+                values,
+                trace_metrics,
+            )
+            paused[0] += time.perf_counter() - t0
+
+        ctx = SolveContext(
+            device=device,
+            dtype=dtype,
+            generators=_generators([solver_gens[i] for i in index]),
+            recorder=recorder if unit.trace else None,
+            wants=wants,
+        )
+        try:
+            result = solver.solve(sub, dict(w0), ctx)
+            elapsed = time.perf_counter() - start - paused[0]
+            return result, elapsed, None
+        except Exception as exc:
+            return None, time.perf_counter() - start - paused[0], _error_text(exc)
+
+    if getattr(solver, "batched", True):
+        groups = [list(range(B))]
+        time_mode = "batched" if B > 1 else "per_trial"
+    else:
+        groups = [[i] for i in range(B)]
+        time_mode = "per_trial"
+
+    for index in groups:
+        result, elapsed, error = solve_batch(index)
+        per_trial_time = elapsed / len(index)
+        if result is None:
+            for i in index:
+                rows[i].update(
+                    status="error", error=error, time_s=per_trial_time, time_mode=time_mode
+                )
+            continue
+        _finish(
+            rows,
+            index,
+            result,
+            per_trial_time,
+            time_mode,
+            instance,
+            metrics,
+            traces,
+            cell,
+            unit,
+            trace_metrics,
+        )
+    return UnitResult(unit, rows, traces)
+
+
+def _finish(
+    rows: list[dict[str, Any]],
+    index: list[int],
+    result: SolveResult,
+    per_trial_time: float,
+    time_mode: str,
+    instance: Instance,
+    metrics: list[Metric],
+    traces: list[dict[str, Any]],
+    cell: Cell,
+    unit: WorkUnit,
+    trace_metrics: list[Metric],
+) -> None:
+    """Classify trials and evaluate metrics (outside the solver clock)."""
+    sub = instance if len(index) == instance.batch else instance.select(index)
+    weights = result.weights
+    iterations = result.iterations.reshape(-1).tolist()
+    finite = _finite(weights).tolist()
+    try:
+        loss = sub.model.loss(weights, sub.X, sub.y)
+        finite_loss = torch.isfinite(loss).tolist()
+    except Exception:  # a model without a usable loss: judge by weights alone
+        finite_loss = [True] * len(index)
+    values: dict[str, list[Any]] = {}
+    metric_errors: dict[int, str] = {}
+    for m in metrics:
+        if not m.applies(sub):
+            continue
+        try:
+            v = m.compute(sub, weights, result).detach().reshape(-1).double().cpu().tolist()
+        except Exception as exc:
+            for j in range(len(index)):
+                metric_errors[j] = f"metric {m.name} failed: " + _error_text(exc)
+            continue
+        values[m.name] = v
+    for name, t in result.info.items():
+        values.setdefault(name, t.detach().reshape(-1).double().cpu().tolist())
+    for j, i in enumerate(index):
+        row = rows[i]
+        row.update(iterations=int(iterations[j]), time_s=per_trial_time, time_mode=time_mode)
+        status = result.status[j] if result.status is not None else "ok"
+        if status == "ok" and not (finite[j] and finite_loss[j]):
+            status = "diverged"
+        row["status"] = status
+        if status == "diverged":
+            row["error"] = "non-finite weights or loss"
+        if j in metric_errors and status == "ok":
+            row.update(status="error", error=metric_errors[j])
+        for name, v in values.items():
+            x = v[j]
+            row[f"metric.{name}"] = (
+                None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+            )
+    if trace_metrics:
+        # Final point of each trial's curve, at its own iteration count.
+        for j, i in enumerate(index):
+            for m in trace_metrics:
+                v = rows[i].get(f"metric.{m.name}")
+                if v is not None:
+                    traces.append(
+                        {
+                            "cell_id": cell.cell_id,
+                            "trial": unit.trials[i],
+                            "iteration": int(iterations[j]),
+                            "time_s": per_trial_time * len(index),
+                            "metric": m.name,
+                            "value": float(v),
+                        }
+                    )
+
+
+def _record(
+    traces: list[dict[str, Any]],
+    cell_id: str,
+    trials: list[int],
+    iteration: int,
+    elapsed: float,
+    instance: Instance,
+    weights: Weights,
+    values: dict[str, Any],
+    trace_metrics: list[Metric],
+) -> None:
+    series: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for m in trace_metrics:
+            if m.applies(instance):
+                series[m.name] = (
+                    m.compute(instance, weights, None).reshape(-1).double().cpu().tolist()
+                )
+    for name, v in values.items():
+        if isinstance(v, torch.Tensor):
+            vals = v.detach().reshape(-1).double().cpu().tolist()
+            series[name] = vals if len(vals) == len(trials) else vals[:1] * len(trials)
+        else:
+            series[name] = [float(v)] * len(trials)
+    for name, vals in series.items():
+        for t, x in zip(trials, vals):
+            traces.append(
+                {
+                    "cell_id": cell_id,
+                    "trial": t,
+                    "iteration": int(iteration),
+                    "time_s": elapsed,
+                    "metric": name,
+                    "value": float(x),
+                }
+            )

@@ -1,0 +1,600 @@
+"""Suite files: TOML -> validated :class:`Suite` -> :class:`Cell` cross product.
+
+The flow is ``load_suite`` (parse, apply a profile and ``--set`` overrides,
+validate every key against the registered components) then ``expand``
+(cross product of problems x initializers x solvers, dropping combinations
+whose model families do not match). Each cell gets a stable id (a hash of the
+component names, parameters and source versions) and every trial a seed
+derived from the suite seed, the problem key and the trial index, so the same
+trial sees the same data (and initial weights) whichever solver runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.components import Component, ParameterError
+from harness.errors import InputError
+from harness.plugins import Registry
+
+SECTIONS = {"problems": "problem", "initializers": "initializer", "solvers": "solver"}
+SUITE_KEYS = {
+    "name": str,
+    "title": str,
+    "source": str,
+    "trials": int,
+    "seed": int,
+    "dtype": str,
+    "device": str,
+    "chunk_trials": int,
+    "timeout_s": float,
+    "description": str,
+}
+TOP_KEYS = {"suite", "problems", "initializers", "solvers", "metrics", "profiles", "expect"}
+METRIC_KEYS = {"names", "trace", "trace_every"}
+NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+DTYPES = ("float64", "float32")
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One component with concrete parameter values (all of them, defaults included)."""
+
+    kind: str
+    name: str
+    params: tuple[tuple[str, Any], ...]
+    version: str
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def key(self) -> str:
+        """Name and parameters as canonical JSON (no version): what seeds are derived from."""
+        return json.dumps([self.name, _jsonable(self.params)], sort_keys=True)
+
+    def label(self, *, changed_only: dict[str, Any] | None = None) -> str:
+        shown = [
+            f"{k}={_fmt(v)}"
+            for k, v in self.params
+            if changed_only is None or changed_only.get(k, object()) != v
+        ]
+        return f"{self.name} {' '.join(shown)}".strip()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the cross product with its trials.
+
+    ``varying`` lists the parameters that take more than one value in the
+    suite, so labels show what distinguishes this cell from its neighbours.
+    """
+
+    suite: str
+    problem: ComponentSpec
+    initializer: ComponentSpec
+    solver: ComponentSpec
+    metrics: tuple[ComponentSpec, ...]
+    trials: int
+    seed: int
+    cell_id: str
+    varying: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """Readable id, e.g. ``altmin[single_neuron d=50 n=300]``."""
+
+        def part(spec: ComponentSpec, prefix: str) -> str:
+            vals = [f"{k}={_fmt(v)}" for k, v in spec.params if f"{prefix}.{k}" in self.varying]
+            return " ".join(vals)
+
+        prob = " ".join(x for x in [self.problem.name, part(self.problem, "problem")] if x)
+        init = part(self.initializer, "initializer")
+        init = self.initializer.name + (f" {init}" if init else "")
+        solv = part(self.solver, "solver")
+        inner = f"{prob}, {init}" + (f", {solv}" if solv else "")
+        return f"{self.solver.name}[{inner}]"
+
+    def trial_seeds(self, trial: int) -> tuple[int, int, int]:
+        """(data seed, initializer seed, solver seed) of a trial.
+
+        Data depends on (suite seed, problem key, trial); initial weights also on
+        the initializer key; solver randomness (minibatches) on both but not on
+        the solver, so every solver of a comparison sees the same stream.
+        """
+        pk = _words(self.problem.key())
+        ik = _words(self.initializer.key())
+        data = _seed([self.seed, *pk, trial, 0])
+        init = _seed([self.seed, *pk, *ik, trial, 1])
+        solver = _seed([self.seed, *pk, *ik, trial, 2])
+        return data, init, solver
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A combination left out at expansion, and why."""
+
+    problem: str
+    initializer: str
+    solver: str
+    reason: str
+
+
+@dataclass
+class Suite:
+    """A validated suite: what to run, how many trials, what to measure and expect."""
+
+    path: Path
+    name: str
+    title: str
+    source: str
+    trials: int
+    seed: int
+    dtype: str
+    device: str
+    chunk_trials: int
+    timeout_s: float | None
+    profile: str | None
+    profiles: tuple[str, ...]
+    entries: dict[str, list[dict[str, Any]]]
+    metrics: list[ComponentSpec]
+    trace: tuple[str, ...]
+    trace_every: Any
+    expect: list[dict[str, Any]] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def expand(self, registry: Registry) -> tuple[list[Cell], list[Dropped]]:
+        """The cross product as cells, and the combinations dropped as incompatible."""
+        return expand(self, registry)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, tuple):
+        return "-".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)
+    return v
+
+
+def _words(text: str) -> list[int]:
+    digest = hashlib.sha256(text.encode()).digest()[:8]
+    return [int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")]
+
+
+def _seed(entropy: list[int]) -> int:
+    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such suite file")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: TOML syntax error: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a UTF-8 text file: {exc}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``KEY=VALUE`` from ``--set``: a dotted key and a TOML value (bare words are strings)."""
+    if "=" not in text:
+        raise InputError(f"--set {text!r}: expected KEY=VALUE, e.g. --set trials=5")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key or not all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in key.split(".")):
+        raise InputError(f"--set {text!r}: {key!r} is not a dotted key like problems.d")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.split("."), value
+
+
+def _flatten(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[list[str], Any]]:
+    out: list[tuple[list[str], Any]] = []
+    for k, v in table.items():
+        path = (*prefix, k)
+        # A {start, stop, step} table is a value (a range), not a nesting level.
+        if (
+            isinstance(v, dict)
+            and not _is_range(v)
+            and not (path[0] == "metrics" and len(path) >= 2)
+        ):
+            out.extend(_flatten(v, path))
+        else:
+            out.append((list(path), v))
+    return out
+
+
+def _is_range(v: Any) -> bool:
+    return isinstance(v, dict) and set(v) <= {"start", "stop", "step"} and "start" in v
+
+
+def _apply_override(
+    doc: dict[str, Any], path: list[str], value: Any, origin: str, registry: Registry
+) -> None:
+    head = path[0]
+    if head == "suite":
+        path = path[1:]
+        head = path[0] if path else ""
+    if head in SUITE_KEYS and len(path) == 1:
+        doc.setdefault("suite", {})[head] = value
+        return
+    if head in SECTIONS and len(path) in (2, 3):
+        entries = doc.get(head, [])
+        kind = SECTIONS[head]
+        if len(path) == 3:
+            targets = [e for e in entries if e.get("name") == path[1]]
+            if not targets:
+                names = ", ".join(sorted({str(e.get("name")) for e in entries})) or "none"
+                raise InputError(
+                    f"{origin}: key {'.'.join(path)!r}: no {kind} named {path[1]!r} in this "
+                    f"suite (it has: {names})"
+                )
+        else:
+            targets = []
+            for e in entries:
+                cls = registry.components.get(kind, {}).get(str(e.get("name")))
+                if cls is not None and path[1] in {s.name for s in cls.param_specs()}:
+                    targets.append(e)
+            if not targets:
+                raise InputError(
+                    f"{origin}: key {'.'.join(path)!r}: no {kind} of this suite has a "
+                    f"parameter {path[1]!r}"
+                )
+        for e in targets:
+            e[path[-1]] = value
+        return
+    if head == "metrics" and len(path) >= 2:
+        node = doc.setdefault("metrics", {})
+        for p in path[1:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise InputError(f"{origin}: key {'.'.join(path)!r} is not a table")
+        node[path[-1]] = value
+        return
+    allowed = ", ".join(
+        [
+            *sorted(SUITE_KEYS),
+            "problems.PARAM",
+            "problems.NAME.PARAM",
+            "solvers.PARAM",
+            "metrics.NAME.PARAM",
+        ]
+    )
+    raise InputError(f"{origin}: cannot override key {'.'.join(path)!r}; allowed: {allowed}")
+
+
+def load_suite(
+    path: str | Path,
+    registry: Registry,
+    *,
+    profile: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Suite:
+    """Read, override and validate a suite file. Raises :class:`InputError` on bad input."""
+    path = Path(path)
+    doc = read_toml(path)
+    src = str(path)
+    unknown = sorted(set(doc) - TOP_KEYS)
+    if unknown:
+        raise InputError(
+            f"{src}: unknown table {unknown[0]!r}; allowed: {', '.join(sorted(TOP_KEYS))}"
+        )
+    profiles = doc.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise InputError(f"{src}: key 'profiles': each profile must be a table [profiles.NAME]")
+    if profile is not None:
+        if profile not in profiles:
+            known = ", ".join(sorted(profiles)) or "none"
+            raise InputError(f"{src}: unknown profile {profile!r}; profiles in this suite: {known}")
+        for p, value in _flatten(profiles[profile]):
+            _apply_override(doc, p, value, f"{src} [profiles.{profile}]", registry)
+    for text in overrides:
+        p, value = parse_override(text)
+        _apply_override(doc, p, value, f"--set {text}", registry)
+    return _validate(doc, path, registry, profile, tuple(profiles))
+
+
+def _validate(
+    doc: dict[str, Any], path: Path, registry: Registry, profile: str | None, profiles: tuple
+) -> Suite:
+    src = str(path)
+    meta = doc.get("suite")
+    if not isinstance(meta, dict):
+        raise InputError(f"{src}: missing [suite] table (with at least name and trials)")
+    for key, value in meta.items():
+        if key not in SUITE_KEYS:
+            raise InputError(
+                f"{src}: unknown key 'suite.{key}'; allowed: {', '.join(sorted(SUITE_KEYS))}"
+            )
+        want = SUITE_KEYS[key]
+        ok = isinstance(value, want) and not isinstance(value, bool)
+        if want is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise InputError(
+                f"{src}: key 'suite.{key}': {value!r} is not a{'n' if want is int else ''} "
+                f"{want.__name__}"
+            )
+    name = meta.get("name")
+    if not name:
+        raise InputError(f"{src}: key 'suite.name' is required ([a-z0-9_-]+)")
+    if not NAME_RE.match(name):
+        raise InputError(
+            f"{src}: key 'suite.name': {name!r} is not allowed; use lowercase letters, digits, "
+            "'-' and '_' only (it names the results folder)"
+        )
+    trials = meta.get("trials", 1)
+    if trials < 1:
+        raise InputError(f"{src}: key 'suite.trials': {trials} must be >= 1")
+    chunk = meta.get("chunk_trials", 0)
+    if chunk < 0:
+        raise InputError(f"{src}: key 'suite.chunk_trials': {chunk} must be >= 0 (0 = whole cell)")
+    dtype = meta.get("dtype", "float64")
+    if dtype not in DTYPES:
+        raise InputError(f"{src}: key 'suite.dtype': {dtype!r} is not one of {', '.join(DTYPES)}")
+    timeout = meta.get("timeout_s")
+    if timeout is not None and timeout <= 0:
+        raise InputError(f"{src}: key 'suite.timeout_s': {timeout} must be > 0")
+
+    entries: dict[str, list[dict[str, Any]]] = {}
+    for section, kind in SECTIONS.items():
+        items = doc.get(section)
+        if not items:
+            raise InputError(f"{src}: at least one [[{section}]] entry is required")
+        if not isinstance(items, list) or not all(isinstance(e, dict) for e in items):
+            raise InputError(f"{src}: key {section!r} must be an array of tables [[{section}]]")
+        checked = []
+        for i, entry in enumerate(items):
+            where = f"{section}[{i}]"
+            cname = entry.get("name")
+            if not isinstance(cname, str):
+                raise InputError(f"{src}: key '{where}.name' is required (a {kind} name)")
+            cls = registry.get(kind, cname, where=f"{src}: key '{where}.name'")
+            grid = {}
+            for key, value in entry.items():
+                if key == "name":
+                    continue
+                grid[key] = _axis(value, f"{src}: key '{where}.{key}'")
+            # Validate every value of every axis alone, so a bad value is named
+            # even if the cross product would be large.
+            for key, values in grid.items():
+                for v in values:
+                    _make(cls, {key: v}, src, where, only_key=key)
+            checked.append({"name": cname, "cls": cls, "grid": grid, "where": where})
+        entries[section] = checked
+
+    metrics_doc = doc.get("metrics", {})
+    if not isinstance(metrics_doc, dict):
+        raise InputError(f"{src}: key 'metrics' must be a table [metrics]")
+    names = metrics_doc.get("names", [])
+    trace = metrics_doc.get("trace", [])
+    for key, val in (("names", names), ("trace", trace)):
+        if not isinstance(val, list) or not all(isinstance(x, str) for x in val):
+            raise InputError(f"{src}: key 'metrics.{key}' must be a list of metric names")
+    all_names = list(dict.fromkeys([*names, *trace]))
+    extra = set(metrics_doc) - METRIC_KEYS - set(all_names)
+    if extra:
+        bad = sorted(extra)[0]
+        raise InputError(
+            f"{src}: key 'metrics.{bad}': not a metric listed in metrics.names or metrics.trace "
+            f"(listed: {', '.join(all_names) or 'none'}); "
+            f"other keys: {', '.join(sorted(METRIC_KEYS))}"
+        )
+    metric_specs = []
+    for mname in all_names:
+        cls = registry.get("metric", mname, where=f"{src}: key 'metrics.names'")
+        mparams = metrics_doc.get(mname, {})
+        if not isinstance(mparams, dict):
+            raise InputError(f"{src}: key 'metrics.{mname}' must be a table of parameters")
+        params = _make(cls, mparams, src, f"metrics.{mname}")
+        metric_specs.append(_spec(cls, params))
+    trace_every = metrics_doc.get("trace_every", "log")
+    if not (
+        trace_every in ("log", "all")
+        or (isinstance(trace_every, int) and not isinstance(trace_every, bool) and trace_every > 0)
+    ):
+        raise InputError(
+            f"{src}: key 'metrics.trace_every': {trace_every!r}; allowed: 'log', 'all' or a "
+            "positive integer"
+        )
+    expect = doc.get("expect", [])
+    if not isinstance(expect, list) or not all(isinstance(e, dict) for e in expect):
+        raise InputError(f"{src}: key 'expect' must be an array of tables [[expect]]")
+    suite = Suite(
+        path=path,
+        name=name,
+        title=meta.get("title", name),
+        source=meta.get("source", ""),
+        trials=trials,
+        seed=meta.get("seed", 0),
+        dtype=dtype,
+        device=meta.get("device", "cpu"),
+        chunk_trials=chunk,
+        timeout_s=float(timeout) if timeout is not None else None,
+        profile=profile,
+        profiles=profiles,
+        entries=entries,
+        metrics=metric_specs,
+        trace=tuple(trace),
+        trace_every=trace_every,
+        expect=expect,
+        raw=doc,
+    )
+    _check_expectations(suite)
+    return suite
+
+
+def _check_expectations(suite: Suite) -> None:
+    """Parse ``[[expect]]`` entries now, so a bad expression fails before anything runs."""
+    if not suite.expect:
+        return
+    from harness.expect import parse_expectations
+
+    parse_expectations(suite.expect, str(suite.path))
+
+
+def _axis(value: Any, where: str) -> list[Any]:
+    """A TOML value as a grid axis: a list, an inclusive {start, stop, step} range, or a scalar."""
+    if isinstance(value, list):
+        if not value:
+            raise InputError(f"{where}: empty grid (an empty list gives no cells)")
+        if any(isinstance(v, dict) for v in value):
+            raise InputError(f"{where}: a grid list holds plain values, not tables")
+        if len({json.dumps(v, sort_keys=True, default=str) for v in value}) != len(value):
+            raise InputError(f"{where}: the grid repeats a value: {value!r}")
+        return list(value)
+    if isinstance(value, dict):
+        extra = set(value) - {"start", "stop", "step"}
+        if extra or not {"start", "stop"} <= set(value):
+            raise InputError(
+                f"{where}: a range is {{ start = A, stop = B, step = C }} (inclusive); got "
+                f"keys {', '.join(sorted(value))}"
+            )
+        start, stop, step = value["start"], value["stop"], value.get("step", 1)
+        nums = (start, stop, step)
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in nums):
+            raise InputError(f"{where}: range start, stop and step must be numbers")
+        if step <= 0:
+            raise InputError(f"{where}: range step {step!r} must be > 0")
+        if stop < start:
+            raise InputError(f"{where}: inverted range: stop {stop!r} < start {start!r}")
+        if all(isinstance(x, int) for x in nums):
+            return list(range(start, stop + 1, step))
+        count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        return [round(start + i * step, 12) for i in range(count)]
+    return [value]
+
+
+def _make(
+    cls: type[Component], values: dict[str, Any], src: str, where: str, only_key: str | None = None
+) -> Any:
+    try:
+        return cls.make_params(values, cross_check=only_key is None)
+    except ParameterError as exc:
+        raise InputError(f"{src}: key '{where}.{exc.key}': {exc.message}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{src}: key '{where}': {exc}") from None
+
+
+def _spec(cls: type[Component], params: Any) -> ComponentSpec:
+    items = tuple((s.name, getattr(params, s.name)) for s in cls.param_specs())
+    return ComponentSpec(cls.kind, cls.name, items, cls.source_version())
+
+
+# ---------------------------------------------------------------------------
+# Expansion
+# ---------------------------------------------------------------------------
+
+
+def _grid_points(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    grid = entry["grid"]
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def expand(suite: Suite, registry: Registry) -> tuple[list[Cell], list[Dropped]]:
+    """Cross product of problems x initializers x solvers; incompatible combinations dropped."""
+    src = str(suite.path)
+    built: dict[str, list[tuple[Component, ComponentSpec]]] = {}
+    varying: set[str] = set()
+    for section, kind in SECTIONS.items():
+        built[section] = []
+        for entry in suite.entries[section]:
+            cls = entry["cls"]
+            for values in _grid_points(entry):
+                params = _make(cls, values, src, entry["where"])
+                comp = cls(params)
+                built[section].append((comp, _spec(cls, params)))
+            varying.update(f"{kind}.{k}" for k, v in entry["grid"].items() if len(v) > 1)
+    for section, kind in SECTIONS.items():
+        # A parameter that differs between two entries of one component distinguishes cells too.
+        by_name: dict[str, set[tuple[str, str]]] = {}
+        for _, spec in built[section]:
+            for k, v in spec.params:
+                by_name.setdefault(f"{spec.name}.{k}", set()).add(repr(v))
+        for key, vals in by_name.items():
+            if len(vals) > 1:
+                varying.add(f"{kind}.{key.split('.', 1)[1]}")
+
+    cells: list[Cell] = []
+    dropped: list[Dropped] = []
+    seen: set[str] = set()
+    for (prob, pspec), (init, ispec), (solv, sspec) in itertools.product(
+        built["problems"], built["initializers"], built["solvers"]
+    ):
+        family = prob.family()
+        reason = None
+        if not init.supports(family):
+            reason = f"initializer {init.name} does not support family {family!r}"
+        elif not solv.supports(family):
+            reason = f"solver {solv.name} does not support family {family!r}"
+        else:
+            reason = solv.skip(prob, init)
+        if reason:
+            dropped.append(Dropped(pspec.label(), ispec.label(), sspec.label(), reason))
+            continue
+        cell_id = _cell_id(suite, pspec, ispec, sspec)
+        if cell_id in seen:
+            continue
+        seen.add(cell_id)
+        cells.append(
+            Cell(
+                suite=suite.name,
+                problem=pspec,
+                initializer=ispec,
+                solver=sspec,
+                metrics=tuple(suite.metrics),
+                trials=suite.trials,
+                seed=suite.seed,
+                cell_id=cell_id,
+                varying=tuple(sorted(varying)),
+            )
+        )
+    if not cells:
+        raise InputError(
+            f"{src}: the suite expands to no runnable cell "
+            f"({len(dropped)} combinations dropped as incompatible)"
+        )
+    return cells, dropped
+
+
+def _cell_id(suite: Suite, *specs: ComponentSpec) -> str:
+    """Stable across processes and machines: names, parameters, source versions, seed, dtype,
+    metrics and trace settings. Not the trial count, so more trials extend a cell."""
+    payload = {
+        "components": [[s.kind, s.name, _jsonable(s.params), s.version] for s in specs],
+        "metrics": [[m.name, _jsonable(m.params), m.version] for m in suite.metrics],
+        "trace": [list(suite.trace), suite.trace_every],
+        "seed": suite.seed,
+        "dtype": suite.dtype,
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
