@@ -5,7 +5,13 @@ population loss, and the paper's potential, one-point inner product and distance
 from __future__ import annotations
 
 from harness import hookimpl
-from plugins.li_yuan.metrics import Distance, OnePointInner, PopulationLoss, PotentialG, TestError
+from plugins.li_yuan.metrics import (
+    Distance,
+    OnePointInner,
+    PopulationLoss,
+    PotentialG,
+    RelativeTestError,
+)
 from plugins.li_yuan.population_gd import PopulationGD
 from plugins.li_yuan.problems import Reslink, ThreeBlock
 from plugins.li_yuan.sgd import SGD
@@ -23,4 +29,4 @@ def relubench_solvers():
 
 @hookimpl
 def relubench_metrics():
-    return [PotentialG, OnePointInner, Distance, PopulationLoss, TestError]
+    return [PotentialG, OnePointInner, Distance, PopulationLoss, RelativeTestError]

@@ -5,8 +5,9 @@ Family ``reslink`` (weights ``W`` (B, d, d)):
 * ResLink: f(x, W) = || relu((I + W)^T x) ||_1, eq. (1).
 * Vanilla: f(x, V) = || relu(V^T x) ||_1, the same network without the identity
   mapping. Its stored weight is its actual weight V; as in the paper's footnote 3,
-  every comparison with W* uses V - I (``residual``), which is why its distance to
-  W* starts much larger.
+  every comparison with W* uses V - I (``residual``, also the ``recovery_view``),
+  which is why its distance to W* starts much larger. Its ground truth (the
+  weight that reproduces the teacher) is V* = I + W*.
 
 Family ``three_block`` (weights ``W1`` (B, d, m), ``W2``, ``W3`` (B, m, m)): three
 blocks of (linear, batch norm, ReLU) as in Sec. 5.2, output the sum of the last
@@ -50,6 +51,9 @@ class ReslinkModel(Model):
         """The weight compared with W*: W (ResLink) or V - I (vanilla, the paper's footnote 3)."""
         W = weights["W"]
         return W - _eye_like(W) if self.vanilla else W
+
+    def recovery_view(self, weights: Weights) -> Weights:
+        return {"W": self.residual(weights)}
 
     def forward(self, weights: Weights, X: torch.Tensor) -> torch.Tensor:
         return relu(X @ self.columns(weights)).sum(-1)

@@ -2,8 +2,9 @@
 
 Both draw x ~ N(0, input_scale^2 I) and put in ``extras`` what a solver may
 legitimately use to draw fresh samples of the same distribution (SGD on the
-population loss): ``input_std``, ``noise_std`` and the ``teacher`` model, whose
-weights are the ``truth`` tensors named ``<weight>_star``.
+population loss): ``input_std``, ``noise_std`` and, where the teacher is not the
+student's own architecture, the ``teacher`` model. ``truth`` holds the teacher's
+weights under the student's weight names (``W`` = W* for ResLink).
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ class Reslink(Problem):
             model=ReslinkModel(p.d, vanilla=p.vanilla),
             X_test=X_test,
             y_test=reslink_forward(W_star, X_test),
-            truth={"W_star": W_star},
-            extras={"input_std": p.input_scale, "noise_std": 0.0, "teacher": ReslinkModel(p.d)},
+            # The weight that reproduces the teacher: W* (ResLink) or V* = I + W* (Vanilla).
+            truth={"W": W_star + torch.eye(p.d, dtype=dtype) if p.vanilla else W_star},
+            extras={"input_std": p.input_scale, "noise_std": 0.0},
         )
 
 
@@ -115,6 +117,6 @@ class ThreeBlock(Problem):
             model=ThreeBlockModel(p.d, m),
             X_test=X_test,
             y_test=teacher.forward(weights, X_test),
-            truth={f"{k}_star": v for k, v in weights.items()},
+            truth=weights,
             extras={"input_std": p.input_scale, "noise_std": 0.0, "teacher": teacher},
         )

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 
 from harness import Instance, SolveContext, Solver, SolveResult, Weights, batched_randn, param
+from plugins.li_yuan import population
 
 
 def fresh_samples(
@@ -15,18 +16,15 @@ def fresh_samples(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """m new samples per trial: x ~ N(0, s^2 I), y = teacher(x) + noise.
 
-    The problem names the input scale, the noise and the teacher in ``extras``
-    (``input_std``, ``noise_std``, ``teacher``; defaults 1, 0 and the student's own
-    architecture); the teacher's weights are the ``truth`` tensors ``<name>_star``.
+    The problem states the input scale and the noise in ``extras`` (``input_std``,
+    ``noise_std``, default 0) and, when the teacher is not the student's own
+    architecture, the ``teacher`` model; the teacher's weights are the ``truth``.
     """
     X0 = instance.X
-    d = X0.shape[-1]
     teacher = instance.extras.get("teacher", instance.model)
-    t_weights = {k: instance.truth[f"{k}_star"] for k in teacher.param_shapes()}
-    X = float(instance.extras.get("input_std", 1.0)) * batched_randn(
-        generators, m, d, dtype=X0.dtype
-    )
-    X = X.to(X0.device)
+    t_weights = {k: instance.truth[k] for k in teacher.param_shapes()}
+    s = population.input_std(instance)
+    X = s * batched_randn(generators, m, X0.shape[-1], dtype=X0.dtype).to(X0.device)
     y = teacher.forward(t_weights, X)
     noise_std = float(instance.extras.get("noise_std", 0.0))
     if noise_std > 0:
