@@ -75,6 +75,7 @@ class MLPModel(Model):
         a: float = 0.01,
         b: float = 1.0,
         output: str = "activation",
+        scalar_output: bool = False,
     ) -> None:
         if len(sizes) < 2:
             raise ValueError(f"an MLP needs an input and an output size, got {sizes}")
@@ -85,6 +86,9 @@ class MLPModel(Model):
         self.sizes = tuple(int(s) for s in sizes)
         self.activation, self.loss_name = activation, loss
         self.a, self.b, self.output = float(a), float(b), output
+        if scalar_output and self.sizes[-1] != 1:
+            raise ValueError("scalar_output needs a single output unit")
+        self.scalar_output = scalar_output
 
     # -- structure ------------------------------------------------------------
     @property
@@ -122,14 +126,18 @@ class MLPModel(Model):
         """Layer ``l`` on inputs ``H`` (B, n, n_l) -> (B, n, n_{l+1}).
 
         The output layer returns logits under cross-entropy (the softmax lives in
-        the loss) and the pre-activation when ``output = "linear"``.
+        the loss), the pre-activation when ``output = "linear"``, and (B, n) instead
+        of (B, n, 1) for a ``scalar_output`` (regression targets are (B, n), as in
+        every other family).
         """
+        if H.dim() == 2:  # a scalar regression output fed back in (B, n) -> (B, n, 1)
+            H = H.unsqueeze(-1)
         Z = torch.baddbmm(weights[f"b{l}"].unsqueeze(1), H, weights[f"W{l}"])
         if l < self.n_layers - 1:
             return self.phi(Z)
-        if self.loss_name == "cross_entropy" or self.output == "linear":
-            return Z
-        return self.phi(Z)
+        if self.loss_name != "cross_entropy" and self.output != "linear":
+            Z = self.phi(Z)
+        return Z.squeeze(-1) if self.scalar_output else Z
 
     def forward(
         self, weights: Weights, X: torch.Tensor, start: int = 0, stop: int | None = None
@@ -187,10 +195,10 @@ def check_mlp_params(p: MLPParams) -> tuple[str, str] | None:
     return None
 
 
-def build_mlp(p: MLPParams, d_in: int, d_out: int) -> MLPModel:
+def build_mlp(p: MLPParams, d_in: int, d_out: int, scalar_output: bool = False) -> MLPModel:
     """The student network of an ``mlp`` problem with ``d_in`` inputs and ``d_out`` outputs."""
     sizes = (d_in, *parse_hidden(p.hidden), d_out)
-    return MLPModel(sizes, p.activation, p.loss, p.a, p.b, p.output)
+    return MLPModel(sizes, p.activation, p.loss, p.a, p.b, p.output, scalar_output)
 
 
 # ---------------------------------------------------------------------------

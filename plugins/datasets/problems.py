@@ -7,7 +7,7 @@ every trial its own split), scales the features with statistics of the
 training part only, and poses the student network of :mod:`plugins.common.mlp`.
 
 Targets: one-hot (B, n, c) for MSE, class indices (B, n) for cross-entropy,
-(B, n, 1) for regression, and the scaled input itself for autoencoders. The
+(B, n) for regression, and the scaled input itself for autoencoders. The
 class indices are always kept in ``extras["labels"]`` / ``extras["labels_test"]``
 for the accuracy and SVM-probe metrics.
 """
@@ -103,7 +103,9 @@ class DatasetProblem(Problem):
         return Instance(
             X=data["X"],
             y=data["y"],
-            model=build_mlp(p, d, d_out),
+            model=build_mlp(
+                p, d, d_out, scalar_output=raw.task == "regression" and not p.autoencoder
+            ),
             X_test=data["X_test"] if has_test else None,
             y_test=data["y_test"] if has_test else None,
             extras=extras,
@@ -159,8 +161,8 @@ class DatasetProblem(Problem):
                 out["y"], out["y_test"] = eye[out["labels"]], eye[out["labels_test"]]
         else:
             ttr, tte = _scale_targets(ytr, yte, getattr(p, "target_scaling", "none"))
-            out["y"] = torch.as_tensor(ttr, dtype=dtype).reshape(-1, 1)
-            out["y_test"] = torch.as_tensor(tte, dtype=dtype).reshape(-1, 1)
+            out["y"] = torch.as_tensor(ttr, dtype=dtype)
+            out["y_test"] = torch.as_tensor(tte, dtype=dtype)
         return out
 
 
