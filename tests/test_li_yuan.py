@@ -1,0 +1,197 @@
+"""Li & Yuan plugin: ResLink/Vanilla/3-Block models and teachers, SGD, population GD, metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from harness import SolveContext
+from plugins.li_yuan import population
+from plugins.li_yuan.metrics import (
+    Distance,
+    OnePointInner,
+    PopulationLoss,
+    PotentialG,
+    RelativeTestError,
+)
+from plugins.li_yuan.population_gd import PopulationGD
+from plugins.li_yuan.problems import Reslink, ThreeBlock, spectral_scaled_gaussian
+from plugins.li_yuan.sgd import SGD, fresh_samples
+
+DT = torch.float64
+
+
+def _gens(B: int, offset: int = 0) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(offset + b) for b in range(B)]
+
+
+def _ctx(B: int, offset: int = 1000, record=None) -> SolveContext:
+    return SolveContext(
+        device=torch.device("cpu"), dtype=DT, generators=_gens(B, offset), recorder=record
+    )
+
+
+def _reslink(B: int = 3, **kw):
+    params = {"d": 5, "n": 400, "n_test": 300, "w_star_norm": 0.3, **kw}
+    return Reslink(Reslink.make_params(params)).sample(_gens(B), DT)
+
+
+def _autograd(model, weights, X, y):
+    leaves = {k: v.clone().requires_grad_(True) for k, v in weights.items()}
+    model.loss(leaves, X, y).sum().backward()
+    return {k: v.grad for k, v in leaves.items()}
+
+
+@pytest.mark.parametrize("vanilla", [False, True])
+def test_reslink_teacher_labels_truth_and_analytic_gradient(vanilla):
+    inst = _reslink(vanilla=vanilla)
+    model = inst.model
+    # The truth reproduces the teacher's labels in the student's own weights.
+    assert torch.allclose(model.forward(inst.truth, inst.X), inst.y)
+    assert torch.allclose(model.forward(inst.truth, inst.X_test), inst.y_test)
+    W_star = model.residual(inst.truth)
+    assert torch.allclose(torch.linalg.matrix_norm(W_star, ord=2), torch.full((3,), 0.3, dtype=DT))
+    W = {"W": 0.2 * torch.randn(3, 5, 5, generator=torch.Generator().manual_seed(1), dtype=DT)}
+    assert torch.allclose(
+        model.grad(W, inst.X, inst.y)["W"], _autograd(model, W, inst.X, inst.y)["W"]
+    )
+
+
+def test_trial_data_do_not_depend_on_the_batch():
+    problem = Reslink(Reslink.make_params({"d": 4, "n": 30, "n_test": 5}))
+    both = problem.sample(_gens(2), DT)
+    alone = problem.sample(_gens(1, offset=1), DT)
+    assert torch.equal(both.X[1], alone.X[0]) and torch.equal(
+        both.truth["W"][1], alone.truth["W"][0]
+    )
+
+
+def test_vanilla_distance_is_measured_on_v_minus_identity():
+    inst = _reslink(vanilla=True)
+    V0 = {"W": torch.zeros(3, 5, 5, dtype=DT)}  # the vanilla's actual weight
+    # Footnote 3: the comparison uses V - I = -I, so ||(V - I) - W*||_F = ||I + W*||_F.
+    expected = torch.linalg.matrix_norm(inst.truth["W"])
+    assert torch.allclose(Distance().compute(inst, V0, None), expected)
+    assert torch.allclose(Distance().compute(inst, inst.truth, None), torch.zeros(3, dtype=DT))
+
+
+def test_fresh_samples_follow_the_teacher_and_their_gradient_is_the_population_gradient():
+    inst = _reslink(B=2, d=4, input_scale=0.8)
+    X, y = fresh_samples(inst, _gens(2, 50), 100_000)
+    assert torch.allclose(inst.model.forward(inst.truth, X), y)
+    # Variance of 400,000 N(0, 0.64) entries: relative standard error sqrt(2/4e5) = 0.22%.
+    assert abs(float(X.var()) / 0.64 - 1) < 5 * math.sqrt(2 / X.numel())
+    W = {"W": 0.3 * torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(3), dtype=DT)}
+    cols = inst.model.columns(W)
+    r = torch.relu(X @ cols).sum(-1) - y  # (B, n)
+    per_sample = r[..., None, None] * X.unsqueeze(-1) * (X @ cols >= 0).to(DT).unsqueeze(-2)
+    se = per_sample.std(1) / math.sqrt(X.shape[1])
+    assert torch.allclose(per_sample.mean(1), inst.model.grad(W, X, y)["W"])
+    assert torch.all((per_sample.mean(1) - population.grad(inst, W)).abs() <= 5 * se)
+
+
+@pytest.mark.parametrize("sampling", ["dataset", "fresh"])
+def test_sgd_from_random_init_reduces_distance_tenfold(sampling):
+    inst = _reslink(B=3, d=5)
+    W0 = {"W": spectral_scaled_gaussian(_gens(3, 77), 5, 0.3, DT)}  # ||W0||_2 = 0.3
+    sgd = SGD(SGD.make_params(dict(step_size=0.2, batch_size=50, max_iter=300, sampling=sampling)))
+    result = sgd.solve(inst, W0, _ctx(3))
+    before = Distance().compute(inst, W0, None)
+    after = Distance().compute(inst, result.weights, None)
+    assert torch.all(after < before / 10), (before, after)
+    assert torch.all(RelativeTestError().compute(inst, result.weights, None) < 1e-3)
+    assert result.iterations.tolist() == [300] * 3
+
+
+def test_sgd_keeps_trials_independent():
+    inst = _reslink(B=3, d=4)
+    W0 = {"W": spectral_scaled_gaussian(_gens(3, 7), 4, 0.3, DT)}
+    W0["W"][1, 0, 0] = math.nan
+    sgd = SGD(SGD.make_params(dict(step_size=0.1, batch_size=20, max_iter=20)))
+    out = sgd.solve(inst, W0, _ctx(3)).weights["W"]
+    alone = sgd.solve(inst.select([2]), {"W": W0["W"][2:]}, _ctx(1, offset=1002)).weights["W"]
+    assert torch.isnan(out[1]).all() and torch.isfinite(out[[0, 2]]).all()
+    assert torch.allclose(out[2], alone[0])
+
+
+def test_population_gd_near_w_star_is_one_point_convex_as_theorem_3_3_says():
+    """Theorem 3.3: small ||W||_2, ||W*||_2 and g <= 0.1 give <-grad L, W* - W> > 0.03 ||W* - W||^2;
+    GD on the population loss then moves towards W* at every step."""
+    d, B = 8, 3
+    inst = _reslink(B=B, d=d, w_star_norm=0.1)
+    W0 = {"W": inst.truth["W"] + spectral_scaled_gaussian(_gens(B, 9), d, 0.05, DT)}
+    assert torch.all(PotentialG().compute(inst, W0, None).abs() <= 0.1)
+    delta_metric = OnePointInner(OnePointInner.make_params({"normalize": True}))
+    seen = []
+    record = lambda t, w, extra: seen.append(
+        (Distance().compute(inst, w, None), delta_metric.compute(inst, w, None))
+    )
+    result = PopulationGD(PopulationGD.make_params({"step_size": 0.2, "max_iter": 300})).solve(
+        inst, W0, _ctx(B, record=record)
+    )
+    dist = torch.stack([s[0] for s in seen])  # (T, B)
+    delta = torch.stack([s[1] for s in seen])
+    assert torch.all(delta[:-1] > 0.03)
+    assert torch.all(dist[1:] < dist[:-1])
+    assert torch.all(dist[-1] < 1e-2 * dist[0])
+    assert torch.all(PopulationLoss().compute(inst, result.weights, None) < 1e-6)
+
+
+def test_population_gd_stops_at_tolerance_and_supports_one_hidden():
+    from plugins.common.problems import OneHidden
+
+    inst = OneHidden(OneHidden.make_params({"d": 6, "k": 2, "n": 10})).sample(_gens(2), DT)
+    inst.extras["input_std"] = 1.0
+    W0 = {
+        "W": inst.truth["W"]
+        + 0.05 * torch.randn(2, 6, 2, generator=torch.Generator().manual_seed(4), dtype=DT)
+    }
+    solver = PopulationGD(
+        PopulationGD.make_params({"step_size": 1.0, "max_iter": 2000, "tol": 1e-9})
+    )
+    result = solver.solve(inst, W0, _ctx(2))
+    assert torch.all(result.iterations < 2000)
+    assert torch.all(population.grad(inst, result.weights).flatten(1).norm(dim=1) <= 1e-9)
+    assert torch.allclose(result.weights["W"], inst.truth["W"], atol=1e-7)
+
+
+def test_population_metrics_need_a_stated_input_distribution():
+    from plugins.common.problems import OneHidden
+
+    inst = OneHidden(OneHidden.make_params({"d": 4, "k": 2, "n": 10})).sample(_gens(2), DT)
+    assert not PopulationLoss().applies(inst)
+    assert torch.isnan(PopulationLoss().compute(inst, inst.truth, None)).all()
+
+
+def test_potential_g_and_population_loss_values():
+    inst = _reslink(B=2, d=6)
+    zero = {"W": torch.zeros(2, 6, 6, dtype=DT)}
+    # Definition 2.2 at W = 0: g = sum_i ||e_i + w*_i|| - d.
+    expected = (inst.truth["W"] + torch.eye(6, dtype=DT)).norm(dim=-2).sum(-1) - 6
+    assert torch.allclose(PotentialG().compute(inst, zero, None), expected)
+    assert torch.allclose(
+        PopulationLoss().compute(inst, inst.truth, None), torch.zeros(2, dtype=DT), atol=1e-12
+    )
+    # The closed-form loss against the test-set mean of 1/2 (f - f*)^2 (n_test = 300: loose, 20%).
+    mc = 0.5 * (inst.model.forward(zero, inst.X_test) - inst.y_test).pow(2).mean(1)
+    assert torch.allclose(PopulationLoss().compute(inst, zero, None), mc, rtol=0.2)
+
+
+def test_three_block_teacher_is_fixed_and_sgd_fits_it():
+    problem = ThreeBlock(ThreeBlock.make_params({"d": 6, "width": 8, "n": 600, "n_test": 400}))
+    inst = problem.sample(_gens(2), DT)
+    teacher = inst.extras["teacher"]
+    # Frozen statistics: the teacher's output on a sample does not depend on the rest of the batch.
+    assert torch.allclose(teacher.forward(inst.truth, inst.X_test[:, :7]), inst.y_test[:, :7])
+    # With batch statistics of the training set, the student at the teacher's weights fits exactly.
+    assert torch.allclose(inst.model.forward(inst.truth, inst.X), inst.y)
+    W0 = {
+        k: 0.3 * torch.randn(2, *s, generator=torch.Generator().manual_seed(5), dtype=DT)
+        for k, s in inst.model.param_shapes().items()
+    }
+    before = RelativeTestError().compute(inst, W0, None)
+    sgd = SGD(SGD.make_params(dict(step_size=0.01, batch_size=100, max_iter=300)))
+    after = RelativeTestError().compute(inst, sgd.solve(inst, W0, _ctx(2)).weights, None)
+    assert torch.all(after < 0.5 * before), (before, after)
