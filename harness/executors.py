@@ -1,20 +1,41 @@
 """Executors: where work units run. Serial (in this process), local processes (default), Dask.
 
 An executor takes work units and yields :class:`UnitResult` objects as they
-finish; the caller stores them. Workers return rows to the driving process,
+finish; the caller stores them. Workers *return* rows to the driving process,
 which alone writes part files, so the results folder needs no shared
 filesystem and a killed run loses only the units in flight.
+
+Failures that take a process down are data too:
+
+* a unit that runs past its ``timeout_s`` is stopped by killing the process
+  that runs it (no cooperative check: a solver stuck in C code stops too); its
+  trials get status ``timeout``;
+* a unit whose process dies (``os._exit``, a segfault, the OOM killer) gets
+  ``error`` rows saying the worker died, and a fresh worker replaces the dead
+  one. Only that unit is charged: every other unit runs to its own result.
+
+The local pool is a handful of long-lived worker processes, each with its own
+pipe, so the driver always knows which unit each process runs and since when.
+That is what makes both rules exact (a ``ProcessPoolExecutor`` cannot say which
+of its workers died, nor kill one).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import time
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from harness.errors import InputError
+from harness.plugins import get_registry
 from harness.runner import UnitResult, WorkUnit, failed_rows, run_unit
+
+STARTED = "started"  # a worker's message: the unit's clock starts now
 
 EXECUTORS = ("serial", "processes", "dask")
 
@@ -30,90 +51,229 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def timeout_message(unit: WorkUnit) -> str:
+    """The ``error`` text of a unit stopped by its timeout."""
+    return (
+        f"timeout: the work unit ran longer than timeout_s = {unit.timeout_s:g} s and its worker "
+        "process was killed"
+    )
+
+
+def died_message(exitcode: int | None) -> str:
+    """The ``error`` text of a unit whose worker process died under it."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"killed by signal {-exitcode}"
+    elif exitcode is not None:
+        how = f"exit code {exitcode}"
+    else:
+        how = "exit status unknown"
+    return f"worker process died while running this unit ({how})"
+
+
+def _worker_main(conn: Connection, threads: int) -> None:
+    """A worker's loop: receive a unit, run it, send its result; stop on ``None`` or EOF."""
+    # Ctrl-C reaches the whole process group: the driver handles it and stops workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(threads)
+    while True:
+        try:
+            unit = conn.recv()
+        except (EOFError, OSError):  # the driver is gone (killed): nothing to report to
+            return
+        if unit is None:
+            return
+        try:
+            # Plugins load before the clock starts: a unit's timeout is for its own work.
+            get_registry(unit.plugins, unit.blocked)
+            conn.send(STARTED)
+            result = run_unit(unit)
+        except BaseException as exc:  # noqa: BLE001 - e.g. sys.exit() in a solver, a bad plugin
+            result = failed_rows(
+                unit, "error", f"worker failed outside the solver: {type(exc).__name__}: {exc}"
+            )
+        try:
+            conn.send(result)
+        except (BrokenPipeError, EOFError, OSError):
+            return
+        except Exception as exc:  # the result does not pickle
+            conn.send(failed_rows(unit, "error", f"result could not be sent back: {exc}"))
+
+
+class _Worker:
+    """One worker process, the driver's end of its pipe, and the unit it runs."""
+
+    def __init__(self, ctx: Any, threads: int) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, threads), name="relubench-worker")
+        self.proc.start()
+        child.close()
+        self.unit: WorkUnit | None = None
+        self.started: float | None = None
+
+    def send(self, unit: WorkUnit) -> None:
+        self.conn.send(unit)
+        self.unit = unit
+        self.started = None
+
+    def deadline(self) -> float | None:
+        if self.unit is None or not self.unit.timeout_s or self.started is None:
+            return None
+        return self.started + self.unit.timeout_s
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+    def stop(self, grace: float = 2.0) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.join(grace)
+        self.kill()
+
+
+def _context() -> Any:
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        # Workers fork from a server that has imported torch and the harness already,
+        # so starting (or replacing) one is cheap and no child inherits OpenMP state.
+        ctx.set_forkserver_preload(["torch", "harness.runner"])
+    return ctx
+
+
 class SerialExecutor:
-    """Runs every unit in this process, in order (debugging, profiling, tiny suites)."""
+    """Runs every unit in this process, in order (debugging, profiling, tiny suites).
+
+    A unit with a timeout runs in one child process instead (one at a time, with
+    this process's thread count, so its numbers are the same): only a process
+    boundary can stop a solver that hangs.
+    """
 
     name = "serial"
 
     def __init__(self, workers: int = 1, **_: object) -> None:
         self.workers = 1
+        self._child: ProcessExecutor | None = None
 
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
         for unit in units:
-            yield run_unit(unit)
+            if unit.timeout_s:
+                if self._child is None:
+                    import torch
+
+                    self._child = ProcessExecutor(1, threads=torch.get_num_threads())
+                yield from self._child.run([unit])
+            else:
+                yield run_unit(unit)
 
     def close(self) -> None:
-        pass
+        if self._child is not None:
+            self._child.close()
+            self._child = None
 
 
 class ProcessExecutor:
     """A pool of local worker processes (the default).
 
-    Workers start from a forkserver that has already imported torch and the
-    harness, so starting one is cheap and no forked child inherits OpenMP
-    thread state. A worker that dies takes only its unit with it: that unit
-    becomes ``error`` rows and the pool is rebuilt for the rest.
+    Each worker is a long-lived process with its own pipe; the driver hands it
+    one unit at a time. A unit past its ``timeout_s`` is stopped by killing its
+    worker (``timeout`` rows); a worker that dies under its unit gives ``error``
+    rows for that unit alone. Either way a fresh worker takes the slot and the
+    run goes on.
     """
 
     name = "processes"
 
-    def __init__(self, workers: int | None = None, **_: object) -> None:
+    def __init__(
+        self, workers: int | None = None, *, threads: int | None = None, **_: object
+    ) -> None:
         self.workers = max(1, workers or default_workers())
-        self.threads = 1 if self.workers > 1 else max(1, (os.cpu_count() or 1))
-        self._pool: ProcessPoolExecutor | None = None
+        if threads is None:
+            threads = 1 if self.workers > 1 else max(1, os.cpu_count() or 1)
+        self.threads = threads
+        self._ctx: Any = None
+        self._idle: list[_Worker] = []
+        self._busy: dict[Connection, _Worker] = {}
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        ctx = mp.get_context(method)
-        if method == "forkserver":
-            ctx.set_forkserver_preload(["torch", "harness.runner"])
-        return ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(self.threads,),
-        )
+    def _worker(self) -> _Worker:
+        if self._idle:
+            return self._idle.pop()
+        if self._ctx is None:
+            self._ctx = _context()
+        return _Worker(self._ctx, self.threads)
 
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
-        from concurrent.futures.process import BrokenProcessPool
+        pending = deque(units)
+        busy = self._busy
+        while pending or busy:
+            while pending and len(busy) < self.workers:
+                worker = self._worker()
+                unit = pending.popleft()
+                try:
+                    worker.send(unit)
+                except (BrokenPipeError, OSError):  # died while idle: replace it, retry the unit
+                    worker.kill()
+                    pending.appendleft(unit)
+                    continue
+                busy[worker.conn] = worker
+            deadlines = [d for w in busy.values() if (d := w.deadline()) is not None]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            handles: list[Any] = [*busy, *(w.proc.sentinel for w in busy.values())]
+            ready = set(wait(handles, timeout))
+            for conn, worker in list(busy.items()):
+                if conn not in ready and worker.proc.sentinel not in ready:
+                    continue
+                result = self._receive(worker)
+                if isinstance(result, str):  # STARTED
+                    worker.started = time.monotonic()
+                    continue
+                del busy[conn]
+                if result is None:  # the process died: its unit alone is charged
+                    worker.proc.join(5)
+                    yield failed_rows(worker.unit, "error", died_message(worker.proc.exitcode))
+                    worker.kill()
+                else:
+                    worker.unit = None
+                    self._idle.append(worker)
+                    yield result
+            now = time.monotonic()
+            for conn, worker in list(busy.items()):
+                deadline = worker.deadline()
+                if deadline is not None and now >= deadline and not conn.poll():
+                    del busy[conn]
+                    worker.kill()
+                    yield failed_rows(worker.unit, "timeout", timeout_message(worker.unit))
 
-        pending = list(units)
-        pending.reverse()
-        while pending:
-            self._pool = self._pool or self._new_pool()
-            futures = {}
-            # Keep a bounded number of units in flight, so a broken pool loses few.
-            while pending or futures:
-                while pending and len(futures) < 2 * self.workers:
-                    unit = pending.pop()
-                    futures[self._pool.submit(run_unit, unit)] = unit
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                broken = False
-                for fut in done:
-                    unit = futures.pop(fut)
-                    try:
-                        yield fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        yield failed_rows(
-                            unit, "error", "worker process died while running this unit"
-                        )
-                if broken:
-                    # Units still in flight are resubmitted on a fresh pool.
-                    pending.extend(futures.values())
-                    futures.clear()
-                    self._pool.shutdown(wait=False, cancel_futures=True)
-                    self._pool = None
-                    break
+    @staticmethod
+    def _receive(worker: _Worker) -> UnitResult | str | None:
+        """The worker's next message (``STARTED`` or a result), or ``None`` if it died."""
+        try:
+            if worker.conn.poll():
+                return worker.conn.recv()
+        except (EOFError, OSError):
+            pass
+        return None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for worker in self._busy.values():
+            worker.kill()
+        self._busy.clear()
+        for worker in self._idle:
+            worker.stop()
+        self._idle.clear()
 
 
 def make_executor(name: str, workers: int | None = None, scheduler: str | None = None):
     """The executor called ``name`` (serial, processes, dask)."""
+    if scheduler is not None and name != "dask":
+        raise InputError(f"--scheduler {scheduler}: only used with --executor dask")
     if name == "serial":
         return SerialExecutor()
     if name == "processes":
