@@ -6,6 +6,7 @@ This is what ``relubench run`` and :func:`harness.run_suite` call.
 from __future__ import annotations
 
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -64,6 +65,53 @@ def results_root(results: str | Path, suite: Suite) -> Path:
     if root not in folder.parents:
         raise InputError(f"suite name {suite.name!r} would write outside {root}")
     return folder
+
+
+def plugin_paths(plugins: Sequence[str]) -> tuple[str, ...]:
+    """``--plugin`` files as absolute paths, so workers with another working directory
+    (Dask) import the same file; module names and missing files are left as given."""
+    out = []
+    for spec in plugins:
+        path = Path(spec)
+        out.append(str(path.resolve()) if path.is_file() else spec)
+    return tuple(out)
+
+
+# A temporary part file older than this, or left by a process that no longer runs on
+# this host, belongs to a killed run. Readers skip it anyway; removing it keeps the
+# folder tidy. The age guard keeps a live writer on another host (shared filesystem) safe.
+STALE_TEMPORARY_S = 600.0
+DEAD_WRITER_GRACE_S = 60.0
+
+
+def clean_stale_temporaries(store: Store, now: float | None = None) -> list[Path]:
+    """Remove temporary part files (``.NAME.tmp-PID``) that a killed run left behind."""
+    now = time.time() if now is None else now
+    removed = []
+    for folder in (store.runs_dir, store.traces_dir):
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(".*.tmp-*"):
+            try:
+                age = now - tmp.stat().st_mtime
+            except FileNotFoundError:  # its writer just renamed it into place
+                continue
+            pid = tmp.name.rpartition(".tmp-")[2]
+            dead = pid.isdigit() and not _process_alive(int(pid))
+            if age > STALE_TEMPORARY_S or (dead and age > DEAD_WRITER_GRACE_S):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def plan_units(
@@ -131,6 +179,11 @@ def execute(
         raise InputError(f"--executor {executor!r}: unknown; allowed: {', '.join(EXECUTORS)}")
     if workers is not None and workers < 1:
         raise InputError(f"--workers {workers}: must be >= 1")
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise InputError(f"--timeout {timeout}: must be a positive number of seconds")
+    if scheduler is not None and executor != "dask":
+        raise InputError(f"--scheduler {scheduler}: only used with --executor dask")
+    plugins = plugin_paths(plugins)
     registry, suite, cells, dropped = prepare(
         path, profile=profile, overrides=overrides, plugins=plugins, blocked=blocked
     )
@@ -166,6 +219,7 @@ def execute(
     )
     hook = registry.manager.hook
     store.ensure()
+    clean_stale_temporaries(store)
     hook.relubench_run_start(suite=suite, cells=cells, results_dir=folder)
     total = sum(len(u.trials) for u in units)
     if on_progress:
