@@ -1,0 +1,261 @@
+"""Read a results folder and work out, from the columns alone, what to draw.
+
+The report knows no paper. It looks at which ``problem.*`` parameters vary:
+the sample size ``n`` is the x-axis of success curves; ``d`` and ``k`` are the
+sizes a phase-transition boundary is measured against; every other problem
+parameter that varies independently of those (a noise level, an input
+distribution, a dataset) splits the results into *facets*. Solver and
+initializer parameters that vary name the *series* (``gd[step_size=0.5] /
+gaussian``), so two settings of one solver are two curves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import InputError
+
+# Column names the report recognises, in order of preference. Only problem
+# parameters: the core's contract guarantees their ``problem.`` prefix.
+SAMPLE_SIZE_COLUMNS = ("problem.n", "problem.N", "problem.n_train")
+SAMPLE_RATIO_COLUMNS = ("problem.n_per_d", "problem.n_over_d")
+SIZE_COLUMNS = {"d": ("problem.d",), "k": ("problem.k", "problem.K")}
+
+# Statuses that count as a trial of a success curve: a diverged or timed-out
+# trial is a failure to recover; an ``error`` trial (a crash) says nothing
+# about recovery and is reported separately.
+COUNTED_STATUSES = ("ok", "diverged", "timeout")
+
+
+def canon(value: Any) -> Any:
+    """A hashable, printable form of a parameter value (lists become ``a-b-c``)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "-".join(str(canon(v)) for v in value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    if isinstance(value, np.generic):
+        return canon(value.item())
+    return value
+
+
+def fmt(value: Any) -> str:
+    """Short text for a number or parameter value in labels and tables."""
+    value = canon(value)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def curve_key(facet: str, series: str, d: Any, k: Any) -> tuple:
+    """Dictionary key of one success curve; NaN sizes become None so keys compare equal."""
+
+    def num(v: Any) -> float | None:
+        return None if v is None or pd.isna(v) else float(v)
+
+    return (facet, series, num(d), num(k))
+
+
+def _read_parquet_folder(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder)
+
+
+def load_runs(results_dir: Path) -> pd.DataFrame:
+    """The ``runs`` rows: through ``harness.store.load_results`` when the core has it."""
+    runs_dir = results_dir / "runs"
+    if not runs_dir.is_dir():
+        raise InputError(
+            f"{results_dir}: no 'runs' folder; give a suite's results folder "
+            "(RESULTS_DIR/<suite name>, as printed by 'relubench run')"
+        )
+    try:
+        from harness.store import load_results
+    except ImportError:  # the store is not there yet: the Parquet layout is the contract
+        return _read_parquet_folder(runs_dir)
+    return load_results(results_dir)
+
+
+def load_traces(results_dir: Path) -> pd.DataFrame | None:
+    """The ``traces`` rows, or None when the run kept none."""
+    folder = results_dir / "traces"
+    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+        return None
+    traces = _read_parquet_folder(folder)
+    if traces.empty:
+        return None
+    # A trial stored twice (a forced rerun) would double its curve.
+    key = ["cell_id", "trial", "metric", "iteration"]
+    return traces.drop_duplicates(key, keep="last").reset_index(drop=True)
+
+
+def file_metadata(results_dir: Path) -> dict[str, str]:
+    """Key/value metadata the store wrote into the first runs part file (environment)."""
+    import pyarrow.parquet as pq
+
+    files = sorted((results_dir / "runs").rglob("*.parquet"))
+    if not files:
+        return {}
+    meta = pq.read_schema(files[0]).metadata or {}
+    out: dict[str, str] = {}
+    for k, v in meta.items():
+        key = k.decode(errors="replace")
+        if key in ("pandas", "ARROW:schema"):
+            continue
+        text = v.decode(errors="replace")
+        try:  # flatten one level of JSON so the table reads well
+            obj = json.loads(text)
+        except ValueError:
+            out[key] = text
+            continue
+        if isinstance(obj, dict):
+            for k2, v2 in obj.items():
+                out[f"{key}.{k2}"] = v2 if isinstance(v2, str) else json.dumps(v2)
+        else:
+            out[key] = text
+    return out
+
+
+@dataclass
+class Layout:
+    """The runs with helper columns, and the roles the report gave each column.
+
+    Helper columns: ``_problem``, ``_solver``, ``_init`` (labels with the
+    varying parameters), ``_series`` (solver / initializer), ``_facet``
+    (problem name and the values of ``facets``), ``_n`` (sample size, NaN
+    when none), ``_d``/``_k`` (NaN when absent), ``_counted`` (the row is a
+    trial of a success curve) and ``_success`` (0/1 or fraction; failed
+    counted trials are 0).
+    """
+
+    runs: pd.DataFrame
+    has_n: bool
+    sizes: list[str]  # "d" and/or "k" when they vary
+    facets: list[str]  # problem columns that split the results
+    metrics: list[str]  # metric.<name> columns, sorted
+    suite: str
+
+    @property
+    def has_success(self) -> bool:
+        return "metric.success" in self.runs.columns and bool(self.runs["_counted"].any())
+
+    def size_label(self, size: str) -> str:
+        return size
+
+    def config_columns(self) -> list[str]:
+        """Columns that identify a problem configuration (one point of a curve)."""
+        cols = ["_facet"]
+        if self.has_n:
+            cols.append("_n")
+        cols += [f"_{s}" for s in self.sizes]
+        return cols
+
+
+def _component_labels(runs: pd.DataFrame, kind: str) -> pd.Series:
+    """``name[p=v, ...]`` with the parameters that vary among that component's rows."""
+    labels = runs[kind].astype(str).copy()
+    prefix = f"{kind}."
+    cols = [c for c in runs.columns if c.startswith(prefix)]
+    for name, idx in runs.groupby(kind, sort=False).groups.items():
+        rows = runs.loc[idx, cols]
+        varying = [c for c in cols if rows[c].map(canon).nunique(dropna=True) > 1]
+        if not varying:
+            continue
+        parts = rows[varying].apply(
+            lambda r, vs=varying: ", ".join(f"{c[len(prefix) :]}={fmt(r[c])}" for c in vs), axis=1
+        )
+        labels.loc[idx] = f"{name}[" + parts + "]"
+    return labels
+
+
+def _first_present(columns: pd.Index, names: tuple[str, ...]) -> str | None:
+    return next((c for c in names if c in columns), None)
+
+
+def build_layout(runs: pd.DataFrame) -> Layout:
+    """Assign every column a role and add the helper columns (see :class:`Layout`)."""
+    required = ["problem", "initializer", "solver"]
+    missing = [c for c in required if c not in runs.columns]
+    if missing:
+        raise InputError(
+            f"results have no column(s) {', '.join(missing)}: not a relubench runs table"
+        )
+    runs = runs.reset_index(drop=True).copy()
+    suite = str(runs["suite"].iloc[0]) if "suite" in runs.columns and len(runs) else "results"
+
+    runs["_problem"] = runs["problem"].astype(str)
+    runs["_solver"] = _component_labels(runs, "solver")
+    runs["_init"] = _component_labels(runs, "initializer")
+    runs["_series"] = runs["_solver"] + " / " + runs["_init"]
+
+    def numeric(col: str | None) -> pd.Series:
+        if col is None:
+            return pd.Series(np.nan, index=runs.index)
+        return pd.to_numeric(runs[col], errors="coerce").astype(float)
+
+    role_cols: set[str] = set()
+    for name, aliases in SIZE_COLUMNS.items():
+        col = _first_present(runs.columns, aliases)
+        runs[f"_{name}"] = numeric(col)
+        if col:
+            role_cols.add(col)
+    n_col = _first_present(runs.columns, SAMPLE_SIZE_COLUMNS)
+    runs["_n"] = numeric(n_col)
+    ratio_col = _first_present(runs.columns, SAMPLE_RATIO_COLUMNS)
+    if ratio_col is not None:
+        # A suite that sweeps n/d directly: n is the ratio times d.
+        runs["_n"] = runs["_n"].fillna(numeric(ratio_col) * runs["_d"])
+        role_cols.add(ratio_col)
+    if n_col:
+        role_cols.add(n_col)
+    has_n = runs["_n"].nunique() > 1
+    sizes = [s for s in SIZE_COLUMNS if runs[f"_{s}"].nunique() > 1]
+
+    # A problem parameter is a facet when it varies among rows that share
+    # the problem, n and sizes (a noise level, a dataset); one that is a
+    # function of those (n_test = n) is not, or every point would be its own
+    # facet.
+    grid = ["_problem", "_n"] + [f"_{s}" for s in SIZE_COLUMNS]
+    keyed = runs[grid].fillna(-1.0)
+    facets = []
+    for col in sorted(c for c in runs.columns if c.startswith("problem.") and c not in role_cols):
+        values = runs[col].map(canon)
+        if values.nunique(dropna=True) <= 1:
+            continue
+        per_point = values.groupby([keyed[g] for g in grid], dropna=False).nunique(dropna=True)
+        if (per_point > 1).any():
+            facets.append(col)
+    several_problems = runs["_problem"].nunique() > 1
+
+    def facet_label(row: pd.Series) -> str:
+        parts = [f"{c[len('problem.') :]}={fmt(row[c])}" for c in facets if fmt(row[c]) != ""]
+        head = row["_problem"] if several_problems or not parts else ""
+        return (head + (" " if head and parts else "") + ", ".join(parts)).strip()
+
+    if facets or several_problems:
+        runs["_facet"] = runs[["_problem", *facets]].apply(facet_label, axis=1)
+    else:
+        runs["_facet"] = ""
+
+    status = runs["status"].astype(str) if "status" in runs.columns else "ok"
+    runs["_status"] = status
+    runs["_counted"] = runs["_status"].isin(COUNTED_STATUSES)
+    if "metric.success" in runs.columns:
+        succ = pd.to_numeric(runs["metric.success"], errors="coerce").astype(float)
+        ok = runs["_status"] == "ok"
+        # A trial that diverged or timed out did not recover; an ok trial
+        # whose success metric is missing does not apply and is not counted.
+        runs["_success"] = np.where(ok, succ, 0.0)
+        runs.loc[ok & succ.isna(), "_counted"] = False
+    else:
+        runs["_success"] = np.nan
+        runs["_counted"] = False
+
+    metrics = sorted(c for c in runs.columns if c.startswith("metric."))
+    return Layout(runs, has_n, sizes, facets, metrics, suite)

@@ -1,0 +1,515 @@
+"""The report's figures, drawn with matplotlib's object API (no pyplot state, no GUI backend).
+
+Each function takes the :class:`~harness.report.data.Layout` (and the
+aggregate tables computed in :mod:`harness.report.build`) and returns
+``(stem, title, caption, Figure)`` tuples; :func:`save` writes PNG and SVG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import rc_context
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
+
+from harness.report.boundary import N50Fit
+from harness.report.data import Layout, curve_key, fmt
+
+MAX_PANELS = 6  # convergence panels per figure; more problem configurations are sampled
+MAX_BAR_CONFIGS = 12  # bar charts only for tables, not for sweeps
+MAX_CURVE_POINTS = 1500  # a trace longer than this is thinned for drawing
+# SVG text stays text (smaller, faster, searchable); a fixed hash salt keeps
+# the SVG ids stable so an unchanged report is byte-identical.
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "relubench"}
+
+
+@dataclass
+class Plot:
+    """A figure and what the report says about it."""
+
+    stem: str
+    title: str
+    caption: str
+    figure: Figure
+
+
+def log_scale(ax, axis: str = "y") -> None:
+    """Log scale with plain-text tick labels (``1e-05``).
+
+    matplotlib's default log labels are mathtext, whose parsing was half the
+    drawing time of a report; plain labels read the same.
+    """
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(LogFormatter())
+    target.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+
+
+def geometric(values: np.ndarray) -> bool:
+    """True when positive values span a decade or more and are spaced evenly in log."""
+    v = np.unique(np.asarray(values, float))
+    v = v[np.isfinite(v)]
+    if len(v) < 3 or v.min() <= 0 or v.max() / v.min() < 10:
+        return False
+    return np.std(np.diff(np.log(v))) < np.std(np.diff(v) / v.mean())
+
+
+def slug(text: str) -> str:
+    out = "".join(ch if ch.isalnum() else "-" for ch in text.lower())
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-")[:90] or "figure"
+
+
+def new_figure(width: float = 6.4, height: float = 4.2) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(plot: Plot, folder: Path) -> tuple[str, str]:
+    """Write ``<stem>.png`` and ``<stem>.svg`` under ``folder``; return their names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    png, svg = f"{plot.stem}.png", f"{plot.stem}.svg"
+    # No dates or random ids in the files, so an unchanged report is byte-identical.
+    with rc_context(_RC):
+        plot.figure.savefig(folder / png, dpi=100, metadata={"Software": None})
+        # The constrained layout is solved by the first save; freezing it
+        # saves the SVG from solving it again (each solve draws the figure).
+        plot.figure.set_layout_engine("none")
+        plot.figure.savefig(folder / svg, metadata={"Date": None, "Creator": None})
+    return png, svg
+
+
+def size_text(d: float, k: float, sizes: list[str]) -> str:
+    parts = []
+    if "d" in sizes:
+        parts.append(f"d={fmt(d)}")
+    if "k" in sizes:
+        parts.append(f"k={fmt(k)}")
+    return ", ".join(parts)
+
+
+def _title(*parts: str) -> str:
+    return " | ".join(p for p in parts if p)
+
+
+# -- phase-transition heatmaps ---------------------------------------------------
+
+
+def _fill(x: np.ndarray, y: np.ndarray) -> float:
+    pairs = len(set(zip(x.tolist(), y.tolist())))
+    return pairs / (len(np.unique(x)) * len(np.unique(y)))
+
+
+def heatmaps(layout: Layout, table: pd.DataFrame, fits: dict[tuple, N50Fit]) -> Iterator[Plot]:
+    """Mean success over (n, d), (n, k) or (n/d, d): one map per series and facet.
+
+    ``table`` has one row per (facet, series, n, d, k) with ``rate``; ``fits``
+    maps (facet, series, d, k) to the boundary fit, drawn on each row.
+    """
+    if not (layout.has_n and layout.sizes and layout.has_success):
+        return
+    y_size = layout.sizes[0]
+    other = [s for s in layout.sizes if s != y_size]
+    keys = ["_facet", "_series", *[f"_{s}" for s in other]]
+    for key, part in table.groupby(keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        facet, series = key[0], key[1]
+        fixed = ", ".join(f"{s}={fmt(v)}" for s, v in zip(other, key[2:]))
+        n = part["_n"].to_numpy(float)
+        yv = part[f"_{y_size}"].to_numpy(float)
+        ratio = n / yv
+        use_ratio = _fill(np.round(ratio, 9), yv) > _fill(n, yv)
+        xv = np.round(ratio, 9) if use_ratio else n
+        xs, ys = np.unique(xv), np.unique(yv)
+        grid = np.full((len(ys), len(xs)), np.nan)
+        grid[np.searchsorted(ys, yv), np.searchsorted(xs, xv)] = part["rate"].to_numpy(float)
+
+        fig = new_figure(6.4, 0.6 + 0.32 * max(len(ys), 6))
+        ax = fig.add_subplot()
+        mesh = ax.pcolormesh(
+            np.arange(len(xs) + 1) - 0.5,
+            np.arange(len(ys) + 1) - 0.5,
+            np.ma.masked_invalid(grid),
+            cmap="gray",
+            vmin=0.0,
+            vmax=1.0,
+            edgecolors="face",
+        )
+        fig.colorbar(mesh, ax=ax, label="success probability")
+        step_x = max(1, len(xs) // 12)
+        ax.set_xticks(np.arange(len(xs))[::step_x], [fmt(v) for v in xs[::step_x]])
+        ax.set_yticks(np.arange(len(ys)), [fmt(v) for v in ys])
+        ax.set_xlabel(f"n/{y_size}" if use_ratio else "n")
+        ax.set_ylabel(y_size)
+        ax.set_facecolor("#d9c7a0")  # cells never run show as tan, not as failures
+        # The fitted boundary: n50 and its interval per row, on the index axis.
+        for i, yval in enumerate(ys):
+            row = part[yv == yval].iloc[0]
+            fit = fits.get(curve_key(facet, series, row["_d"], row["_k"]))
+            if fit is None or fit.status != "ok":
+                continue
+            scale = yval if use_ratio else 1.0
+            pos = np.interp(
+                [fit.n50 / scale, fit.low / scale, fit.high / scale], xs, np.arange(len(xs))
+            )
+            ax.errorbar(
+                pos[0], i, xerr=[[pos[0] - pos[1]], [pos[2] - pos[0]]], fmt="o", color="tab:red",
+                ms=4, capsize=2, lw=1,
+            )  # fmt: skip
+        title = _title(series, facet, fixed)
+        ax.set_title(title, fontsize=9)
+        yield Plot(
+            slug(f"heatmap {title}"),
+            f"Phase transition: {title}",
+            f"Fraction of successful trials over ({ax.get_xlabel()}, {y_size}); "
+            "red: fitted n50 with its bootstrap 95% interval; tan: not run.",
+            fig,
+        )
+
+
+# -- success against n -----------------------------------------------------------
+
+
+def _linestyles() -> list:
+    return ["-", "--", ":", "-."]
+
+
+def success_curves(
+    layout: Layout, table: pd.DataFrame, fits: dict[tuple, N50Fit]
+) -> Iterator[Plot]:
+    """Success probability against n (and n/d or n/k) with Wilson 95% bars, per facet.
+
+    One panel per initializer; color is the size (d, k), line style the solver.
+    The thin line is the fitted logistic curve whose crossing is n50.
+    """
+    if not (layout.has_n and layout.has_success):
+        return
+    norms = [None] + ([layout.sizes[0]] if layout.sizes else [])
+    for facet, part in table.groupby("_facet", sort=True):
+        inits = sorted(part["_init"].unique())
+        solvers = sorted(part["_solver"].unique())
+        combos = sorted(
+            {(d, k) for d, k in zip(part["_d"], part["_k"])},
+            key=lambda t: (np.nan_to_num(t[0]), np.nan_to_num(t[1])),
+        )  # noqa: E501
+        colors = _colors(len(combos))
+        for norm in norms:
+            ncols = min(len(inits), 3)
+            nrows = -(-len(inits) // ncols)
+            fig = new_figure(4.6 * ncols, 3.6 * nrows)
+            axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
+            for ax, init in zip(axes, inits):
+                sub = part[part["_init"] == init]
+                for (solver, d, k), curve in sub.groupby(["_solver", "_d", "_k"], dropna=False):
+                    curve = curve.sort_values("_n")
+                    scale = 1.0 if norm is None else curve[f"_{norm}"].to_numpy(float)
+                    x = curve["_n"].to_numpy(float) / scale
+                    ci = combos.index(next(c for c in combos if _same((d, k), c)))
+                    ls = _linestyles()[solvers.index(solver) % 4]
+                    label = ", ".join(
+                        p
+                        for p in (solver if len(solvers) > 1 else "", size_text(d, k, layout.sizes))
+                        if p
+                    )
+                    rate = curve["rate"].to_numpy(float)
+                    # Clipped: rounding can put a Wilson bound a hair past the rate.
+                    err = np.clip(
+                        [rate - curve["low"].to_numpy(float), curve["high"].to_numpy(float) - rate],
+                        0.0,
+                        None,
+                    )
+                    ax.errorbar(
+                        x, rate, yerr=err, color=colors[ci], ls=ls, marker="o", ms=3, lw=1.2,
+                        capsize=2, label=label or None,
+                    )  # fmt: skip
+                    fit = fits.get(curve_key(facet, curve["_series"].iloc[0], d, k))
+                    if fit is not None and np.isfinite(fit.slope):
+                        grid_n = np.linspace(curve["_n"].min(), curve["_n"].max(), 200)
+                        s = 1.0 if norm is None else float(np.asarray(scale).ravel()[0])
+                        ax.plot(
+                            grid_n / s, fit.predict(grid_n), color=colors[ci], lw=0.6, alpha=0.6
+                        )
+                ax.set_title(_title(f"init: {init}", facet), fontsize=9)
+                ax.set_xlabel("n" if norm is None else f"n/{norm}")
+                if geometric(sub["_n"]):
+                    log_scale(ax, "x")
+                ax.set_ylim(-0.03, 1.03)
+                ax.axhline(0.5, color="0.7", lw=0.6, zorder=0)
+                ax.grid(alpha=0.3)
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(fontsize=7, loc="lower right")
+            for ax in axes[: len(inits) : ncols]:
+                ax.set_ylabel("success probability")
+            for ax in axes[len(inits) :]:
+                ax.set_visible(False)
+            xname = "n" if norm is None else f"n/{norm}"
+            yield Plot(
+                slug(f"success vs {xname.replace('/', ' over ')} {facet}"),
+                _title(f"Success probability against {xname}", facet),
+                "Fraction of successful trials with Wilson 95% intervals; thin lines: logistic "
+                "fit used for n50.",
+                fig,
+            )
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return all((x == y) or (np.isnan(x) and np.isnan(y)) for x, y in zip(a, b))
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    return [colormaps["viridis"](v) for v in np.linspace(0.0, 0.9, n)]
+
+
+# -- final metrics against n ------------------------------------------------------
+
+
+def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
+    """Each final metric (other than success) against n: mean and interquartile band."""
+    if not layout.has_n:
+        return
+    for metric in layout.metrics:
+        if metric == "metric.success":
+            continue
+        data = per_trial.dropna(subset=[metric])
+        if data.empty:
+            continue
+        for facet, part in data.groupby("_facet", sort=True):
+            fig = new_figure()
+            ax = fig.add_subplot()
+            series_all = sorted(part["_series"].unique())
+            combos = sorted(
+                {(d, k) for d, k in zip(part["_d"], part["_k"])},
+                key=lambda t: (np.nan_to_num(t[0]), np.nan_to_num(t[1])),
+            )
+            colors = _colors(len(combos))
+            positive = True
+            for (series, d, k), curve in part.groupby(["_series", "_d", "_k"], dropna=False):
+                stats = curve.groupby("_n")[metric].agg(
+                    mean="mean", q1=lambda v: v.quantile(0.25), q3=lambda v: v.quantile(0.75)
+                )
+                positive &= bool((stats[["mean", "q1"]] > 0).all().all())
+                label = ", ".join(p for p in (series, size_text(d, k, layout.sizes)) if p)
+                c = colors[combos.index(next(t for t in combos if _same((d, k), t)))]
+                ls = _linestyles()[series_all.index(series) % 4]
+                ax.plot(stats.index, stats["mean"], marker="o", ms=3, color=c, ls=ls, label=label)
+                ax.fill_between(stats.index, stats["q1"], stats["q3"], color=c, alpha=0.12, lw=0)
+            if positive:
+                log_scale(ax)
+            if geometric(part["_n"]):
+                log_scale(ax, "x")
+            name = metric.removeprefix("metric.")
+            ax.set_xlabel("n")
+            ax.set_ylabel(name)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper right")
+            ax.set_title(_title(name, facet), fontsize=9)
+            yield Plot(
+                slug(f"{name} vs n {facet}"),
+                _title(f"{name} against n", facet),
+                f"Mean {name} over trials (line) and interquartile range (band).",
+                fig,
+            )
+
+
+# -- convergence curves from traces -------------------------------------------------
+
+
+def _thin(index: np.ndarray) -> np.ndarray:
+    if len(index) <= MAX_CURVE_POINTS:
+        return np.arange(len(index))
+    return np.unique(np.linspace(0, len(index) - 1, MAX_CURVE_POINTS).astype(int))
+
+
+def trial_quantiles(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Quartiles over trials of ``column`` per iteration, a stopped trial holding its last value.
+
+    A trial that stopped early (converged, or hit its budget) keeps its last
+    value afterwards; dropping it instead would leave only the slow trials in
+    the median and bend the curve upward.
+    """
+    wide = frame.pivot_table(index="iteration", columns="trial", values=column, aggfunc="last")
+    wide = wide.sort_index().ffill()
+    q = wide.quantile([0.25, 0.5, 0.75], axis=1).T
+    q.columns = ["q1", "median", "q3"]
+    return q
+
+
+def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
+    """Median and interquartile band over trials of each traced metric, log y.
+
+    x-axis: iteration; also solver time and weights updated when the traces
+    have them. One panel per problem configuration (sampled when there are
+    many), one curve per series.
+    """
+    cells = layout.runs.drop_duplicates("cell_id")[
+        ["cell_id", "_series", "_facet", "_n", "_d", "_k"]
+    ]
+    data = traces.merge(cells, on="cell_id", how="inner")
+    if data.empty:
+        return
+    panel_cols = ["_facet", "_n", "_d", "_k"]
+    wu = data[data["metric"] == "weights_updated"]
+    data = data[data["metric"] != "weights_updated"]
+    has_time = "time_s" in data.columns and data["time_s"].notna().any()
+
+    def panel_label(key: tuple) -> str:
+        facet, n, d, k = key
+        parts = [facet] if facet else []
+        if np.isfinite(n):
+            parts.append(f"n={fmt(n)}")
+        parts += [f"{s}={fmt(v)}" for s, v in (("d", d), ("k", k)) if np.isfinite(v)]
+        return ", ".join(parts)
+
+    for metric, mdata in data.groupby("metric", sort=True):
+        panels = sorted(
+            mdata.groupby(panel_cols, dropna=False).groups,
+            key=lambda t: tuple(np.nan_to_num(np.array(t[1:], float))) + (t[0],),
+        )  # noqa: E501
+        skipped = 0
+        if len(panels) > MAX_PANELS:
+            pick = np.unique(np.linspace(0, len(panels) - 1, MAX_PANELS).round().astype(int))
+            skipped = len(panels) - len(pick)
+            panels = [panels[i] for i in pick]
+        axes_kinds = (
+            ["iteration"]
+            + (["time_s"] if has_time else [])
+            + (["weights_updated"] if not wu.empty else [])
+        )
+        series_all = sorted(mdata["_series"].unique())
+        colors = _colors(len(series_all))
+        for xkind in axes_kinds:
+            ncols = min(len(panels), 3)
+            nrows = -(-len(panels) // ncols)
+            fig = new_figure(4.6 * ncols, 3.4 * nrows)
+            axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+            for ax, pkey in zip(axes, panels):
+                sel = np.ones(len(mdata), bool)
+                for col, v in zip(panel_cols, pkey):
+                    colv = mdata[col]
+                    sel &= (colv == v).to_numpy() | (colv.isna().to_numpy() & pd.isna(v))
+                pdata = mdata[sel]
+                all_positive = True
+                for series, sdata in pdata.groupby("_series", sort=True):
+                    q = trial_quantiles(sdata, "value")
+                    if xkind == "iteration":
+                        x = q.index.to_numpy(float)
+                    elif xkind == "time_s":
+                        x = trial_quantiles(sdata, "time_s")["median"].reindex(q.index).to_numpy()
+                    else:
+                        w = wu[wu["cell_id"].isin(sdata["cell_id"].unique())]
+                        x = (
+                            trial_quantiles(w, "value")["median"]
+                            .reindex(q.index)
+                            .ffill()
+                            .to_numpy()
+                        )
+                    keep = _thin(q.index.to_numpy())
+                    c = colors[series_all.index(series)]
+                    vals = q.to_numpy()[keep]
+                    all_positive &= bool(np.all(vals[np.isfinite(vals)] > 0))
+                    ax.plot(x[keep], vals[:, 1], color=c, lw=1.3, label=series)
+                    ax.fill_between(x[keep], vals[:, 0], vals[:, 2], color=c, alpha=0.2, lw=0)
+                if all_positive:
+                    log_scale(ax)
+                ax.set_xlabel(
+                    {"iteration": "iteration", "time_s": "solver time (s)"}.get(
+                        xkind, "weights updated"
+                    )
+                )  # noqa: E501
+                ax.set_ylabel(metric)
+                ax.set_title(panel_label(pkey), fontsize=9)
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=7, loc="upper right")
+            for ax in axes[len(panels) :]:
+                ax.set_visible(False)
+            note = f" {skipped} more problem configurations not drawn." if skipped else ""
+            yield Plot(
+                slug(f"convergence {metric} vs {xkind}"),
+                f"Convergence of {metric} against {xkind.replace('_', ' ')}",
+                "Median over trials (line) and interquartile range (band); a trial that "
+                f"stopped early holds its last value.{note}",
+                fig,
+            )
+
+
+# -- final metrics as bars --------------------------------------------------------
+
+
+def bars(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
+    """Grouped bars of each final metric: mean and standard deviation over trials.
+
+    Drawn when the results are a table (a few problem configurations, such as
+    datasets x architectures), not a sweep (use the curves and heatmaps then).
+    """
+    config_cols = layout.config_columns()
+    configs = per_trial.groupby(config_cols, dropna=False).ngroups
+    if configs > MAX_BAR_CONFIGS:
+        return
+    for metric in layout.metrics:
+        data = per_trial.dropna(subset=[metric])
+        if data.empty:
+            continue
+        stats = data.groupby([*config_cols, "_series"], dropna=False)[metric].agg(["mean", "std"])
+        stats = stats.reset_index()
+        stats["config"] = stats.apply(lambda r: config_text(layout, r) or "all", axis=1)
+        cfgs = list(dict.fromkeys(stats["config"]))
+        series = sorted(stats["_series"].unique())
+        width = 0.8 / len(series)
+        colors = _colors(len(series))
+        fig = new_figure(max(5.0, 1.0 + 0.5 * len(cfgs) * len(series) ** 0.5 + 1.5), 4.0)
+        ax = fig.add_subplot()
+        for j, s in enumerate(series):
+            rows = stats[stats["_series"] == s].set_index("config").reindex(cfgs)
+            xs = np.arange(len(cfgs)) + (j - (len(series) - 1) / 2) * width
+            ax.bar(
+                xs,
+                rows["mean"],
+                width,
+                yerr=rows["std"].fillna(0.0),
+                color=colors[j],
+                label=s,
+                capsize=2,
+            )  # noqa: E501
+        vals = stats["mean"].to_numpy(float)
+        vals = vals[np.isfinite(vals)]
+        if len(vals) and np.all(vals > 0) and vals.max() / vals.min() > 100:
+            log_scale(ax)
+        name = metric.removeprefix("metric.")
+        ax.set_xticks(
+            np.arange(len(cfgs)),
+            cfgs,
+            rotation=20 if len(cfgs) > 3 else 0,
+            ha="right" if len(cfgs) > 3 else "center",
+            fontsize=8,
+        )  # noqa: E501
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+        ax.set_title(name, fontsize=9)
+        yield Plot(
+            slug(f"bars {name}"),
+            f"Final {name} per solver",
+            "Mean over trials; error bars: one standard deviation.",
+            fig,
+        )
+
+
+def config_text(layout: Layout, row: pd.Series) -> str:
+    """``facet, n=.., d=..`` for a row with the helper columns."""
+    parts = [row["_facet"]] if row.get("_facet") else []
+    if layout.has_n and np.isfinite(row["_n"]):
+        parts.append(f"n={fmt(row['_n'])}")
+    parts += [f"{s}={fmt(row[f'_{s}'])}" for s in layout.sizes if np.isfinite(row[f"_{s}"])]
+    return ", ".join(parts)

@@ -1,0 +1,319 @@
+"""Tests of harness.report: the n50 estimator, Wilson intervals, and the report files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.report import build_report, fit_exponent, fit_n50, wilson_interval
+from harness.report.data import build_layout
+
+# -- synthetic results folder ------------------------------------------------------
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def write_results(
+    root: Path,
+    *,
+    ds: tuple[int, ...] = (20, 40, 80),
+    ns: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640),
+    trials: int = 30,
+    n50_per_d: float = 2.0,
+    seed: int = 0,
+    traces: bool = True,
+) -> Path:
+    """A results folder as the store writes it: runs/ and traces/ Parquet parts.
+
+    Two solvers x one initializer on a problem swept over (n, d). The true
+    success probability is sigmoid(4 (log n - log(n50_per_d * d))), so the
+    true n50 is n50_per_d * d and its exponent in d is 1.
+    """
+    rng = np.random.default_rng(seed)
+    rows, trace_rows = [], []
+    cell = 0
+    for solver, step, shift in (("altmin", None, 1.0), ("gd", 0.5, 2.0)):
+        for d in ds:
+            for n in ns:
+                cell += 1
+                cell_id = f"c{cell:04d}"
+                p = _sigmoid(4.0 * (np.log(n) - np.log(shift * n50_per_d * d)))
+                for t in range(trials):
+                    ok = rng.random() < p
+                    status = "ok"
+                    if rng.random() < 0.02:
+                        status = "diverged"
+                    err = float(10 ** rng.uniform(-6, -4) if ok else 10 ** rng.uniform(-1, 0))
+                    rows.append(
+                        {
+                            "suite": "synthetic",
+                            "run_id": "r1",
+                            "cell_id": cell_id,
+                            "trial": t,
+                            "seed": int(rng.integers(1 << 31)),
+                            "problem": "one_hidden",
+                            "initializer": "gaussian",
+                            "solver": solver,
+                            "problem.d": d,
+                            "problem.k": 3,
+                            "problem.n": n,
+                            "problem.n_test": n,  # a function of n: must not become a facet
+                            "problem.input_scale": "inv_sqrt_n",
+                            "initializer.scale": 1e-4,
+                            "solver.max_iter": 100,
+                            "solver.step_size": step,
+                            "status": status,
+                            "error": None if status == "ok" else "loss became nan",
+                            "iterations": int(rng.integers(5, 100)),
+                            "time_s": float(rng.uniform(0.001, 0.01)),
+                            "time_mode": "batched",
+                            "metric.success": float(ok) if status == "ok" else np.nan,
+                            "metric.param_error": err if status == "ok" else np.nan,
+                            "created_at": pd.Timestamp("2026-11-23T12:00:00Z"),
+                            "host": "testhost",
+                            "harness_version": "0.1.0",
+                        }
+                    )
+                    if traces and d == ds[0] and n in (ns[-1], ns[-2]):
+                        rate = 0.3 if solver == "altmin" else 0.05
+                        for it in range(0, 40 - (t % 5)):  # trials stop at different times
+                            for metric, value in (
+                                ("train_loss", np.exp(-rate * it) * (1 + 0.1 * rng.random())),
+                                ("weights_updated", (it + 1) * d * 3),
+                            ):
+                                trace_rows.append(
+                                    {
+                                        "cell_id": cell_id,
+                                        "trial": t,
+                                        "iteration": it,
+                                        "time_s": 1e-3 * it,
+                                        "metric": metric,
+                                        "value": float(value),
+                                    }
+                                )
+    (root / "runs").mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(root / "runs" / "part-0000.parquet", index=False)
+    if trace_rows:
+        (root / "traces").mkdir()
+        pd.DataFrame(trace_rows).to_parquet(root / "traces" / "part-0000.parquet", index=False)
+    return root
+
+
+# -- Wilson interval -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("s", "t", "low", "high"),
+    [
+        # Closed form worked separately (z = 1.959964); with no successes the upper
+        # bound is z^2 / (t + z^2), with p = 1/2 the interval is symmetric.
+        (0, 10, 0.0, 0.27753),
+        (10, 10, 0.72247, 1.0),
+        (5, 10, 0.23659, 0.76341),
+        (81, 263, 0.25529, 0.36621),
+    ],
+)
+def test_wilson_interval_matches_closed_form(s: int, t: int, low: float, high: float) -> None:
+    lo, hi = wilson_interval(s, t)
+    assert lo == pytest.approx(low, abs=5e-5)
+    assert hi == pytest.approx(high, abs=5e-5)
+
+
+def test_wilson_interval_formula_vectorised_and_empty() -> None:
+    s = np.array([0, 3, 7, 20, 0])
+    t = np.array([20, 20, 20, 20, 0])
+    lo, hi = wilson_interval(s, t, level=0.9)
+    z = 1.6448536269514722
+    p = s[:4] / t[:4]
+    center = (p + z**2 / (2 * t[:4])) / (1 + z**2 / t[:4])
+    half = z * np.sqrt(p * (1 - p) / t[:4] + z**2 / (4 * t[:4] ** 2)) / (1 + z**2 / t[:4])
+    np.testing.assert_allclose(lo[:4], np.clip(center - half, 0, 1), atol=1e-12)
+    np.testing.assert_allclose(hi[:4], np.clip(center + half, 0, 1), atol=1e-12)
+    assert np.isnan(lo[4]) and np.isnan(hi[4])
+
+
+def test_wilson_interval_covers_at_nominal_rate() -> None:
+    # 2000 binomial experiments at p = 0.3, t = 40: coverage should be ~95%;
+    # the binomial standard error of the coverage estimate is ~0.005.
+    rng = np.random.default_rng(3)
+    s = rng.binomial(40, 0.3, size=2000)
+    lo, hi = wilson_interval(s, np.full(2000, 40))
+    coverage = np.mean((lo <= 0.3) & (hi >= 0.3))
+    assert 0.925 <= coverage <= 0.975
+
+
+# -- n50 estimator ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("true_n50", [130.0, 275.0, 420.0])
+def test_fit_n50_recovers_known_threshold(true_n50: float) -> None:
+    rng = np.random.default_rng(int(true_n50))
+    n = np.arange(50, 551, 50)
+    trials = np.full(len(n), 60)
+    p = _sigmoid(5.0 * (np.log(n) - np.log(true_n50)))
+    fit = fit_n50(n, rng.binomial(trials, p), trials, n_boot=300, seed=1)
+    assert fit.status == "ok"
+    assert fit.low <= true_n50 <= fit.high
+    assert fit.low < fit.n50 < fit.high
+    assert abs(fit.n50 - true_n50) / true_n50 < 0.1
+    # The fitted curve crosses 1/2 at n50.
+    assert fit.predict(fit.n50) == pytest.approx(0.5, abs=1e-9)
+
+
+def test_fit_n50_interval_coverage() -> None:
+    # Over 40 independent synthetic curves the 95% interval should contain
+    # the truth most of the time (binomial(40, 0.95) is >= 34 with prob. 0.99).
+    n = np.array([40, 60, 90, 135, 200, 300, 450])
+    trials = np.full(len(n), 25)
+    p = _sigmoid(4.0 * (np.log(n) - np.log(120.0)))
+    rng = np.random.default_rng(11)
+    hits = 0
+    for i in range(40):
+        fit = fit_n50(n, rng.binomial(trials, p), trials, n_boot=200, seed=i)
+        hits += fit.low <= 120.0 <= fit.high
+    assert hits >= 34
+
+
+def test_fit_n50_linear_scale_and_separated_data() -> None:
+    # Perfect separation: the data only say n50 lies between 200 and 300.
+    fit = fit_n50([100, 200, 300, 400], [0, 0, 20, 20], [20] * 4, n_boot=100)
+    assert fit.status == "ok"
+    assert 200 <= fit.n50 <= 300
+    assert fit.low <= 200 and fit.high >= 300
+    lin = fit_n50([100, 200, 300, 400], [1, 4, 16, 19], [20] * 4, log=False, n_boot=100)
+    assert not lin.log
+    assert 200 < lin.n50 < 300
+
+
+def test_fit_n50_flags_curves_that_do_not_cross() -> None:
+    always = fit_n50([100, 200, 300], [20, 20, 19], [20] * 3, n_boot=50)
+    never = fit_n50([100, 200, 300], [0, 1, 0], [20] * 3, n_boot=50)
+    assert always.status == "below_range" and always.n50 < 100
+    assert never.status == "above_range" and never.n50 > 300
+    single = fit_n50([100, 100], [3, 4], [10, 10])
+    assert single.status == "insufficient" and np.isnan(single.n50)
+
+
+def test_fit_n50_rejects_bad_counts() -> None:
+    with pytest.raises(ValueError, match="between 0 and trials"):
+        fit_n50([1, 2], [3, 1], [2, 2])
+
+
+def test_fit_exponent_recovers_linear_and_quadratic_scaling() -> None:
+    rng = np.random.default_rng(5)
+    ds = np.array([20, 40, 80, 160])
+    for power in (1.0, 2.0):
+        fits = []
+        for d in ds:
+            true = 0.05 * d**power
+            n = true * np.geomspace(0.25, 4.0, 9)
+            p = _sigmoid(4.0 * (np.log(n) - np.log(true)))
+            fits.append(fit_n50(n, rng.binomial(40, p), np.full(9, 40), n_boot=200, seed=int(d)))
+        ef = fit_exponent(ds, fits)
+        assert ef.low <= power <= ef.high
+        assert abs(ef.slope - power) < 0.15
+        assert ef.dropped == 0
+
+
+# -- the report itself ----------------------------------------------------------
+
+
+def test_layout_roles_from_columns(tmp_path: Path) -> None:
+    folder = write_results(tmp_path / "res", traces=False, trials=3)
+    layout = build_layout(pd.read_parquet(folder / "runs"))
+    assert layout.has_n and layout.sizes == ["d"]  # k is constant
+    assert layout.facets == []  # n_test follows n; input_scale is constant
+    labels = set(layout.runs["_series"])
+    assert labels == {"altmin / gaussian", "gd / gaussian"}
+
+
+def test_build_report_files_and_boundaries(tmp_path: Path) -> None:
+    folder = write_results(tmp_path / "synthetic")
+    out = build_report(folder, n_boot=200)
+    assert out == folder / "report"
+    summary = (out / "summary.md").read_text()
+    html = (out / "index.html").read_text()
+    figs = sorted(p.name for p in (out / "figures").iterdir())
+    pngs = [f for f in figs if f.endswith(".png")]
+    assert len(pngs) == len([f for f in figs if f.endswith(".svg")])
+    kinds = {"heatmap", "success-vs-n", "success-vs-n-over-d", "param-error-vs-n", "convergence"}
+    for kind in kinds:
+        assert any(f.startswith(kind) for f in pngs), (kind, pngs)
+    # x-axes of the convergence curves: iteration, time and weights updated.
+    for axis in ("iteration", "time-s", "weights-updated"):
+        assert f"convergence-train-loss-vs-{axis}.png" in pngs
+    for png in pngs:
+        assert (out / "figures" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figures/{png}" in summary
+
+    # Boundaries: the true n50 is 2d (altmin) and 4d (gd); slope in d is 1.
+    b = pd.read_csv(out / "boundaries.csv")
+    assert len(b) == 6 and (b["status"] == "ok").all()
+    truth = np.where(b["series"].str.startswith("altmin"), 2.0, 4.0) * b["d"]
+    assert (np.abs(b["n50"] - truth) / truth < 0.3).all()
+    e = pd.read_csv(out / "exponents.csv")
+    assert set(e["series"]) == {"altmin / gaussian", "gd / gaussian"}
+    assert ((e["low"] <= 1.0) & (e["high"] >= 1.0)).all()
+    assert "Phase-transition boundary" in summary and "Scaling of n50" in summary
+
+    # Success table: the rate and Wilson bounds per point agree with the rows.
+    s = pd.read_csv(out / "success.csv")
+    runs = pd.read_parquet(folder / "runs")
+    one = runs[(runs["solver"] == "gd") & (runs["problem.d"] == 40) & (runs["problem.n"] == 160)]
+    row = s[(s["series"] == "gd / gaussian") & (s["d"] == 40) & (s["n"] == 160)].iloc[0]
+    assert row["trials"] == len(one)  # diverged trials count, as failures
+    assert row["successes"] == one["metric.success"].fillna(0).sum()
+    lo, hi = wilson_interval(row["successes"], row["trials"])
+    assert row["low"] == pytest.approx(float(lo)) and row["high"] == pytest.approx(float(hi))
+
+    # Offline: every src/href is embedded data or a relative path.
+    refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html)
+    assert refs and not any(re.match(r"(?i)(https?:)?//", r) for r in refs)
+    assert "http://" not in html and "https://" not in html
+    assert html.count("data:image/png;base64,") == len(pngs)
+    for ref in refs:
+        if not ref.startswith("data:"):
+            assert (out / ref).is_file()
+
+
+def test_report_of_a_table_suite_draws_bars_not_curves(tmp_path: Path) -> None:
+    # A DANTE-like table: datasets x solvers, no n sweep, no success metric.
+    rng = np.random.default_rng(2)
+    rows = []
+    for dataset in ("digits", "mnist5k"):
+        for solver, loss in (("dante", 0.03), ("backprop", 0.031)):
+            for t in range(4):
+                rows.append(
+                    {
+                        "suite": "table", "cell_id": f"{dataset}-{solver}", "trial": t,
+                        "problem": dataset, "initializer": "glorot", "solver": solver,
+                        "problem.hidden": [100], "status": "ok",
+                        "metric.test_loss": loss + 0.001 * rng.standard_normal(),
+                        "metric.test_accuracy": 0.9 + 0.01 * rng.standard_normal(),
+                        "iterations": 10, "time_s": 0.5,
+                    }
+                )  # fmt: skip
+    (tmp_path / "runs").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "runs" / "p.parquet")
+    out = build_report(tmp_path, tmp_path / "out", n_boot=10)
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert pngs == ["bars-test-accuracy.png", "bars-test-loss.png"]
+    summary = (out / "summary.md").read_text()
+    assert "Phase-transition boundary" not in summary
+    # The final-metrics table reports each cell's mean over its 4 trials.
+    df = pd.DataFrame(rows)
+    mean = df[(df["problem"] == "digits") & (df["solver"] == "dante")]["metric.test_loss"].mean()
+    assert f"{mean:.4g} ±" in summary
+
+
+def test_report_errors_speak_to_the_user(tmp_path: Path) -> None:
+    from harness.errors import InputError
+
+    with pytest.raises(InputError, match="no 'runs' folder"):
+        build_report(tmp_path)
