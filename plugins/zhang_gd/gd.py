@@ -26,7 +26,7 @@ class GD(Solver):
 
     name = "gd"
     Params = GDParams
-    families = ("one_hidden",)
+    families = ("one_hidden", "additive")
 
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         model, X, y = instance.model, instance.X, instance.y
