@@ -553,9 +553,15 @@ def expand(suite: Suite, registry: Registry) -> tuple[list[Cell], list[Dropped]]
         family = prob.family()
         reason = None
         if not init.supports(family):
-            reason = f"initializer {init.name} does not support family {family!r}"
+            reason = (
+                f"initializer {init.name} supports {', '.join(init.families)}, "
+                f"not {prob.name}'s family {family}"
+            )
         elif not solv.supports(family):
-            reason = f"solver {solv.name} does not support family {family!r}"
+            reason = (
+                f"solver {solv.name} supports {', '.join(solv.families)}, "
+                f"not {prob.name}'s family {family}"
+            )
         else:
             reason = solv.skip(prob, init)
         if reason:

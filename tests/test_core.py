@@ -1,0 +1,356 @@
+"""Core behaviour: expansion, seeds, resume, store, failures, executors, the CLI's exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from harness import load_results
+from harness.api import execute, prepare
+from harness.cli import main
+from harness.store import part_files
+
+BASE = """
+[suite]
+name = "core-test"
+trials = 3
+seed = 7
+
+[[problems]]
+name = "one_hidden"
+d = 6
+k = 2
+n = [30, 60]
+
+[[initializers]]
+name = "gaussian"
+scale = 0.5
+
+[[solvers]]
+name = "probe"
+tag = [1, 2]
+
+[[solvers]]
+name = "additive_only"
+
+[metrics]
+names = ["param_error"]
+"""
+
+
+def test_expansion_counts_and_dropped_combinations(write_suite, probe_plugin):
+    _, suite, cells, dropped = prepare(write_suite(BASE), plugins=[str(probe_plugin)])
+    # 2 values of n x 1 initializer x (2 probe tags + 1 incompatible solver)
+    assert len(cells) == 4
+    assert len(dropped) == 2
+    assert all("additive_only" in d.solver and "some_other_family" in d.reason for d in dropped)
+    assert len({c.cell_id for c in cells}) == 4
+    assert {c.label for c in cells} == {
+        f"probe[one_hidden n={n}, gaussian, tag={t}]" for n in (30, 60) for t in (1, 2)
+    }
+
+
+def test_cell_ids_are_stable_across_processes(write_suite, probe_plugin):
+    path = write_suite(BASE)
+    _, _, cells, _ = prepare(path, plugins=[str(probe_plugin)])
+    code = (
+        "import json, sys; from harness.api import prepare; "
+        f"_, _, cells, _ = prepare({str(path)!r}, plugins=[{str(probe_plugin)!r}]); "
+        "print(json.dumps([c.cell_id for c in cells]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [c.cell_id for c in cells]
+
+
+def test_cell_id_changes_with_parameters_and_seed_but_not_trials(write_suite, probe_plugin):
+    ids = lambda *o: [
+        c.cell_id for c in prepare(write_suite(BASE), plugins=[str(probe_plugin)], overrides=o)[2]
+    ]
+    base = ids()
+    assert ids("trials=10") == base
+    assert set(ids("seed=8")).isdisjoint(base)
+    assert set(ids("problems.k=3")).isdisjoint(base)
+
+
+def test_solvers_see_identical_data_and_initial_weights(write_suite, probe_plugin, tmp_path):
+    report = execute(
+        write_suite(BASE), plugins=[str(probe_plugin)], results=tmp_path / "r", executor="serial"
+    )
+    runs = load_results(report.results_dir)
+    assert len(runs) == 4 * 3
+    for n, group in runs.groupby("problem.n"):
+        by_tag = {t: g.sort_values("trial") for t, g in group.groupby("solver.tag")}
+        a, b = by_tag[1], by_tag[2]
+        for col in ("metric.x_sum", "metric.y_sum", "metric.w0_sum", "metric.rand", "seed"):
+            assert a[col].tolist() == b[col].tolist(), col
+        # ...while different trials see different data.
+        assert a["metric.x_sum"].nunique() == 3
+    # Different n: different problem key, different data.
+    assert runs.groupby("problem.n")["metric.x_sum"].first().nunique() == 2
+
+
+def test_trial_data_does_not_depend_on_chunking(write_suite, probe_plugin, tmp_path):
+    whole = execute(
+        write_suite(BASE), plugins=[str(probe_plugin)], results=tmp_path / "a", executor="serial"
+    )
+    chunked = execute(
+        write_suite(BASE),
+        plugins=[str(probe_plugin)],
+        results=tmp_path / "b",
+        executor="serial",
+        overrides=["chunk_trials=1"],
+    )
+    cols = ["cell_id", "trial", "metric.x_sum", "metric.w0_sum", "metric.rand"]
+    a = (
+        load_results(whole.results_dir)[cols]
+        .sort_values(["cell_id", "trial"])
+        .reset_index(drop=True)
+    )
+    b = (
+        load_results(chunked.results_dir)[cols]
+        .sort_values(["cell_id", "trial"])
+        .reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(a, b)
+    assert chunked.units_run == 12 and whole.units_run == 4
+
+
+def test_resume_skips_and_force_reruns(write_suite, probe_plugin, tmp_path):
+    path = write_suite(BASE)
+    kw = dict(plugins=[str(probe_plugin)], results=tmp_path / "r", executor="serial")
+    first = execute(path, **kw)
+    assert first.trials_run == 12 and first.trials_skipped == 0
+    second = execute(path, **kw)
+    assert second.trials_run == 0 and second.trials_skipped == 12
+    assert len(part_files(first.results_dir / "runs")) == 4
+    more = execute(path, overrides=["trials=5"], **kw)  # extends the same cells
+    assert more.trials_run == 8
+    forced = execute(path, force=True, **kw)
+    assert forced.trials_run == 12
+    raw = load_results(first.results_dir, dedupe=False)
+    assert len(raw) == 12 + 8 + 12
+    deduped = load_results(first.results_dir)
+    assert len(deduped) == 20
+    assert not deduped.duplicated(["cell_id", "trial"]).any()
+
+
+def test_half_written_part_file_is_ignored_by_readers(write_suite, probe_plugin, tmp_path):
+    report = execute(
+        write_suite(BASE), plugins=[str(probe_plugin)], results=tmp_path / "r", executor="serial"
+    )
+    runs_dir = report.results_dir / "runs"
+    (runs_dir / ".part-deadbeef-00000-x.parquet.tmp-123").write_bytes(b"PAR1 not really")
+    assert len(load_results(report.results_dir)) == 12
+    assert len(pd.read_parquet(runs_dir)) == 12
+
+
+def test_parquet_follows_the_contract(write_suite, probe_plugin, tmp_path):
+    report = execute(
+        write_suite(BASE), plugins=[str(probe_plugin)], results=tmp_path / "r", executor="serial"
+    )
+    runs = pd.read_parquet(report.results_dir / "runs")
+    for col in (
+        "suite",
+        "run_id",
+        "cell_id",
+        "trial",
+        "seed",
+        "problem",
+        "initializer",
+        "solver",
+        "problem.d",
+        "problem.k",
+        "problem.n",
+        "problem.kappa",
+        "initializer.scale",
+        "solver.tag",
+        "status",
+        "error",
+        "iterations",
+        "time_s",
+        "time_mode",
+        "metric.param_error",
+        "created_at",
+        "host",
+        "harness_version",
+    ):
+        assert col in runs.columns, col
+    assert set(runs["status"]) == {"ok"}
+    assert runs["error"].isna().all()
+    assert set(runs["time_mode"]) == {"batched"}
+    from harness.store import read_metadata
+
+    meta = read_metadata(part_files(report.results_dir / "runs")[0])
+    assert {"torch", "numpy", "git_commit", "cpu", "torch_threads", "plugins"} <= set(meta)
+
+
+def test_failing_solver_gives_error_rows_and_the_run_finishes(write_suite, probe_plugin, tmp_path):
+    text = BASE.replace('name = "additive_only"', 'name = "boom"').replace(
+        "tag = [1, 2]", "tag = 1"
+    )
+    report = execute(
+        write_suite(text), plugins=[str(probe_plugin)], results=tmp_path / "r", executor="serial"
+    )
+    runs = load_results(report.results_dir)
+    boom = runs[runs["solver"] == "boom"]
+    assert len(boom) == 6 and set(boom["status"]) == {"error"}
+    assert boom["error"].str.contains("boom: this solver always fails").all()
+    assert set(runs.loc[runs["solver"] == "probe", "status"]) == {"ok"}
+    assert report.exit_code == 1
+
+
+def test_non_finite_weights_are_diverged_for_that_trial_only(write_suite, probe_plugin, tmp_path):
+    text = BASE.replace('name = "additive_only"', 'name = "nan_solver"')
+    report = execute(
+        write_suite(text),
+        plugins=[str(probe_plugin)],
+        results=tmp_path / "r",
+        executor="serial",
+        overrides=["solvers.probe.tag=1"],
+    )
+    runs = load_results(report.results_dir)
+    nan = runs[runs["solver"] == "nan_solver"].sort_values(["problem.n", "trial"])
+    assert nan["status"].tolist() == ["diverged", "ok", "ok"] * 2
+    assert nan.loc[nan["status"] == "ok", "metric.param_error"].notna().all()
+
+
+SMALL = """
+[suite]
+name = "small"
+trials = 3
+
+[[problems]]
+name = "one_hidden"
+d = 5
+k = 2
+n = [15, 60]
+
+[[initializers]]
+name = "gaussian"
+scale = 0.3
+
+[[solvers]]
+name = "altmin"
+
+[[solvers]]
+name = "gd"
+max_iter = 50
+
+[metrics]
+names = ["param_error", "train_loss"]
+"""
+
+
+def test_serial_and_processes_give_equal_metrics(write_suite, tmp_path):
+    path = write_suite(SMALL)
+    a = execute(path, executor="serial", results=tmp_path / "s")
+    b = execute(path, executor="processes", workers=2, results=tmp_path / "p")
+    cols = ["cell_id", "trial", "iterations", "metric.param_error", "metric.train_loss"]
+    ra = load_results(a.results_dir)[cols].sort_values(["cell_id", "trial"]).reset_index(drop=True)
+    rb = load_results(b.results_dir)[cols].sort_values(["cell_id", "trial"]).reset_index(drop=True)
+    assert len(ra) == 12
+    pd.testing.assert_frame_equal(ra, rb, check_exact=True)
+
+
+# --- the command line ------------------------------------------------------------
+
+
+def test_cli_bad_parameter_exits_2_naming_the_key(write_suite, probe_plugin, tmp_path, capsys):
+    path = write_suite(BASE.replace("n = [30, 60]", 'n = [30, "many"]'))
+    code = main(["run", str(path), "--plugin", str(probe_plugin), "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "problems[0].n" in err and "'many' is not an integer" in err and str(path) in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_unknown_solver_lists_what_exists(write_suite, tmp_path, capsys):
+    path = write_suite(BASE.replace('name = "probe"', 'name = "nope"'))
+    assert main(["run", str(path), "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "solvers[0].name" in err and "unknown solver 'nope'" in err and "altmin" in err
+
+
+def test_cli_plugin_file_adds_a_solver_and_dry_run_writes_nothing(
+    write_suite, probe_plugin, tmp_path, capsys
+):
+    path = write_suite(BASE)
+    code = main(
+        [
+            "run",
+            str(path),
+            "--plugin",
+            str(probe_plugin),
+            "--dry-run",
+            "--results",
+            str(tmp_path / "r"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "4 cells x 3 trials" in out and "dropped 2" in out
+    assert not (tmp_path / "r").exists()
+    assert (
+        main(
+            [
+                "run",
+                str(path),
+                "--plugin",
+                str(probe_plugin),
+                "--results",
+                str(tmp_path / "r"),
+                "--executor",
+                "serial",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert len(load_results(tmp_path / "r" / "core-test")) == 12
+
+
+def test_cli_blocking_a_plugin_removes_its_components(capsys):
+    assert main(["list", "solvers", "-p", "no:jagatap_hegde"]) == 0
+    out = capsys.readouterr().out
+    assert "altmin" not in out and "gd" in out
+
+
+def test_two_plugins_registering_one_name_is_an_error(tmp_path, capsys):
+    clash = tmp_path / "clash.py"
+    clash.write_text(
+        "from harness import Solver, hookimpl\n"
+        "class AltMin(Solver):\n    name = 'altmin'\n"
+        "@hookimpl\ndef relubench_solvers():\n    return [AltMin]\n"
+    )
+    assert main(["list", "--plugin", str(clash)]) == 2
+    err = capsys.readouterr().err
+    assert "'altmin' is registered twice" in err and "jagatap_hegde" in err and "clash" in err
+
+
+def test_set_override_with_unknown_key_is_an_input_error(
+    write_suite, probe_plugin, tmp_path, capsys
+):
+    path = write_suite(BASE)
+    code = main(
+        [
+            "run",
+            str(path),
+            "--plugin",
+            str(probe_plugin),
+            "--set",
+            "problems.zzz=3",
+            "--results",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert code == 2
+    assert "problems.zzz" in capsys.readouterr().err
+
+
+def test_show_prints_doc_and_parameters(capsys):
+    assert main(["show", "solver", "altmin"]) == 0
+    out = capsys.readouterr().out
+    assert "Algorithm 1" in out and "max_iter" in out and "100" in out
