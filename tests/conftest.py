@@ -34,7 +34,9 @@ class Probe(Solver):
             "x_sum": instance.X.flatten(1).sum(1),
             "y_sum": instance.y.flatten(1).sum(1),
             "w0_sum": weights["W"].flatten(1).sum(1),
-            "rand": torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in ctx.generators]),
+            "rand": torch.stack(
+                [torch.rand((), generator=g, dtype=torch.float64) for g in ctx.generators]
+            ),
         }
         return SolveResult(weights, torch.zeros(B, dtype=torch.long), info=info)
 
