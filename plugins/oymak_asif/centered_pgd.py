@@ -41,7 +41,10 @@ class CenteredPGD(Solver):
     @dataclass(frozen=True)
     class Params:
         step_size: float | None = param(
-            None, "mu; default 1 / beta from the data at the start (see the doc)", min=0
+            None,
+            "mu; default 1 / beta from the data at the start (see the doc)",
+            min=0,
+            exclusive_min=True,
         )
         theta: float = param(1.0, "Theta: entries of w are clipped to [-Theta, Theta]", min=0)
         max_iter: int = param(1000, "iterations", min=0)

@@ -40,7 +40,12 @@ class AdditiveModel(Model):
         return {"w": (r.unsqueeze(1) @ activations(weights["w"], X)).squeeze(1) / X.shape[1]}
 
     def centered_grad(self, weights: Weights, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Eq. (4): (1/n) sum_i (f(x_i; w) - y_i - rbar(w)) 1(w + x_i), (B, d)."""
+        """Eq. (4): (1/n) sum_i (f(x_i; w) - y_i - rbar(w)) 1(w + x_i), (B, d).
+
+        Since the centered residuals sum to zero, this is exactly the gradient of
+        (1/2n) sum_i (r_i - rbar)^2, the variance of the residuals: centering
+        drops the label mean that slows down GD (3).
+        """
         r = self.residuals(weights, X, y)
         r = r - r.mean(1, keepdim=True)  # rbar(w), the mean residual
         return (r.unsqueeze(1) @ activations(weights["w"], X)).squeeze(1) / X.shape[1]
