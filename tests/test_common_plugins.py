@@ -1,0 +1,100 @@
+"""The first plugins: teachers, initializers, metrics, matching, AltMin and GD."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness import Model, SolveContext
+from plugins.common.initializers import Perturbed, PerturbedParams
+from plugins.common.matching import match_columns, permute_columns
+from plugins.common.metrics import relative_error
+from plugins.common.problems import OneHidden, OneHiddenParams, SingleNeuron, SingleNeuronParams
+from plugins.jagatap_hegde.altmin import AltMin, AltMinParams
+
+
+def gens(n: int, seed: int = 0) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
+
+
+def ctx(B: int) -> SolveContext:
+    return SolveContext(device=torch.device("cpu"), dtype=torch.float64, generators=gens(B, 99))
+
+
+def altmin_errors(d: int, n: int, trials: int = 10) -> torch.Tensor:
+    inst = SingleNeuron(SingleNeuronParams(d=d, n=n, input_scale="inv_sqrt_n")).sample(
+        gens(trials), torch.float64
+    )
+    W0 = {"W": torch.zeros(trials, d, 1, dtype=torch.float64)}
+    result = AltMin(AltMinParams(max_iter=100)).solve(inst, W0, ctx(trials))
+    return relative_error(inst, result.weights)
+
+
+def test_altmin_recovers_a_single_neuron_at_n_4d():
+    err = altmin_errors(d=25, n=100)
+    assert err.max() < 1e-6
+
+
+def test_altmin_fails_at_n_half_d():
+    err = altmin_errors(d=40, n=20)
+    assert err.min() > 0.1
+
+
+def test_matching_finds_a_shuffled_teacher():
+    torch.manual_seed(0)
+    W_star = torch.randn(4, 6, 5, dtype=torch.float64)
+    perms = torch.stack([torch.randperm(5) for _ in range(4)])
+    W = permute_columns(W_star, perms) + 1e-3 * torch.randn(4, 6, 5, dtype=torch.float64)
+    aligned = permute_columns(W, match_columns(W, W_star))
+    assert (aligned - W_star).abs().max() < 1e-2
+    # Without matching the same estimate looks far off: the metric depends on it.
+    assert ((W - W_star).norm(dim=(1, 2)) / W_star.norm(dim=(1, 2))).min() > 0.3
+
+
+def test_param_error_is_permutation_invariant():
+    inst = OneHidden(OneHiddenParams(d=8, k=4, n=10)).sample(gens(3), torch.float64)
+    shuffled = inst.truth["W"][:, :, [2, 0, 3, 1]]
+    assert relative_error(inst, {"W": shuffled}).max() < 1e-12
+
+
+def test_one_hidden_teacher_has_the_declared_singular_values():
+    inst = OneHidden(OneHiddenParams(d=20, k=5, n=10, kappa=1.8)).sample(gens(2), torch.float64)
+    s = torch.linalg.svdvals(inst.truth["W"])
+    expected = torch.linspace(1.8, 1.0, 5, dtype=torch.float64)
+    assert torch.allclose(s, expected.expand_as(s), atol=1e-12)
+
+
+def test_inputs_have_the_requested_scale():
+    p = SingleNeuronParams(d=50, n=400, input_scale="inv_sqrt_n")
+    X = SingleNeuron(p).sample(gens(1), torch.float64).X
+    # Entries N(0, 1/n): the sample variance of 20,000 draws is within 5% of 1/n.
+    assert X.var().item() == pytest.approx(1 / 400, rel=0.05)
+
+
+def test_perturbed_init_is_at_the_exact_relative_distance():
+    inst = OneHidden(OneHiddenParams(d=10, k=3, n=10)).sample(gens(4), torch.float64)
+    W0 = Perturbed(PerturbedParams(relative_distance=0.9)).initialize(
+        inst, gens(4, 7), torch.float64
+    )
+    dist = (W0["W"] - inst.truth["W"]).norm(dim=(1, 2)) / inst.truth["W"].norm(dim=(1, 2))
+    assert torch.allclose(dist, torch.full_like(dist, 0.9), atol=1e-12)
+
+
+def test_one_hidden_analytic_gradient_equals_autograd():
+    inst = OneHidden(OneHiddenParams(d=6, k=3, n=50)).sample(gens(3), torch.float64)
+    W = {"W": torch.randn(3, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))}
+    analytic = inst.model.grad(W, inst.X, inst.y)["W"]
+    auto = Model.grad(inst.model, W, inst.X, inst.y)["W"]  # the autograd default
+    assert torch.allclose(analytic, auto, atol=1e-12)
+
+
+def test_a_singular_least_squares_trial_does_not_disturb_the_others():
+    # Trial 0 has n < d (singular normal equations) alongside trials that are well posed.
+    inst = SingleNeuron(SingleNeuronParams(d=10, n=40)).sample(gens(3), torch.float64)
+    inst.X[0, 5:] = 0.0
+    inst.y[0, 5:] = 0.0
+    W0 = {"W": torch.zeros(3, 10, 1, dtype=torch.float64)}
+    res = AltMin().solve(inst, W0, ctx(3))
+    err = relative_error(inst, res.weights)
+    assert torch.isfinite(res.weights["W"]).all()
+    assert err[1:].max() < 1e-8
