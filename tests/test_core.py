@@ -81,7 +81,7 @@ def test_solvers_see_identical_data_and_initial_weights(write_suite, probe_plugi
     )
     runs = load_results(report.results_dir)
     assert len(runs) == 4 * 3
-    for n, group in runs.groupby("problem.n"):
+    for _n, group in runs.groupby("problem.n"):
         by_tag = {t: g.sort_values("trial") for t, g in group.groupby("solver.tag")}
         a, b = by_tag[1], by_tag[2]
         for col in ("metric.x_sum", "metric.y_sum", "metric.w0_sum", "metric.rand", "seed"):
