@@ -236,11 +236,12 @@ class SuiteContext:
     expectations: list[Expectation]
     per_cell: list[Expectation]
     suite_level: list[Expectation]
-    run_id: str = field(default_factory=lambda: f"pytest-{_stamp()}-{uuid.uuid4().hex[:6]}")
+    run_id: str = ""
     nodeids: dict[str, str] = field(default_factory=dict)  # cell_id -> item nodeid
 
     @classmethod
     def load(cls, path: Path, settings: Settings, config: pytest.Config) -> SuiteContext:
+        """Load and expand the suite under the session's profile (no side effects)."""
         from harness.api import prepare
         from harness.errors import InputError
         from harness.expect import parse_expectations
@@ -265,7 +266,18 @@ class SuiteContext:
         ]
         per_cell = [e for e in expectations if _singles_out_cells(e, cells)]
         suite_level = [e for e in expectations if e not in per_cell]
-        return cls(path, settings, profile, slow, suite, cells, expectations, per_cell, suite_level)
+        return cls(
+            path,
+            settings,
+            profile,
+            slow,
+            suite,
+            cells,
+            expectations,
+            per_cell,
+            suite_level,
+            run_id=_session_run_id(config),
+        )
 
     @property
     def folder(self) -> Path:
@@ -275,20 +287,42 @@ class SuiteContext:
 
     # ------------------------------------------------------------------ running
     def ensure(self, cells: list[Cell], *, force: bool = False) -> int:
-        """Run the trials of ``cells`` not stored ``ok`` (all with ``force``); trials run."""
+        """Run the trials of ``cells`` that still need running; return how many ran.
+
+        A trial needs running unless it is stored ``ok`` or this pytest session
+        (all its xdist workers) already ran it: a trial that failed is retried
+        by the next session, not by every item of this one. ``force`` reruns
+        every trial not yet run by this session.
+        """
         from harness.store import Store
 
         store = Store(self.folder)
-        snapshot = set() if force else store.completed()
+        snapshot = self._settled(store, force)
         ran = 0
         for cell in cells:
-            if not force and all((cell.cell_id, t) in snapshot for t in range(cell.trials)):
+            if all((cell.cell_id, t) in snapshot for t in range(cell.trials)):
                 continue
             with _cell_lock(self.folder, cell.cell_id):
-                # another worker may have finished it while we waited for the lock
-                done = set() if force else store.completed()
-                ran += self._run(store, cell, done)
+                # another worker may have run it while we waited for the lock
+                ran += self._run(store, cell, self._settled(store, force))
         return ran
+
+    def _settled(self, store: Any, force: bool) -> set[tuple[str, int]]:
+        """(cell_id, trial) pairs not to run: stored ok (unless force) or run by this session."""
+        import pyarrow.dataset as ds
+
+        from harness.store import part_files
+
+        files = part_files(store.runs_dir)
+        if not files:
+            return set()
+        columns = ["cell_id", "trial", "status", "run_id"]
+        table = ds.dataset(files, format="parquet").to_table(columns=columns)
+        out = set()
+        for cell_id, trial, status, run_id in zip(*(table.column(c).to_pylist() for c in columns)):
+            if run_id == self.run_id or (status == "ok" and not force):
+                out.add((cell_id, trial))
+        return out
 
     def _run(self, store: Any, cell: Cell, done: set[tuple[str, int]]) -> int:
         from harness.api import plan_units
@@ -347,8 +381,16 @@ class SuiteContext:
         return " ".join(shlex.quote(a) for a in args)
 
 
-def _stamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%S")
+def _session_run_id(config: pytest.Config) -> str:
+    """One run id for the whole pytest session, shared by its xdist workers."""
+    cached = getattr(config, "_relubench_run_id", None)
+    if cached is None:
+        workerinput = getattr(config, "workerinput", None)
+        token = workerinput["testrunuid"] if workerinput else uuid.uuid4().hex
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        cached = f"pytest-{token[:12]}" if workerinput else f"pytest-{stamp}-{token[:6]}"
+        config._relubench_run_id = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def _cell_columns(cell: Cell) -> dict[str, Any]:
