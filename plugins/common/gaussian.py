@@ -27,13 +27,11 @@ import math
 
 import torch
 
-_TINY = 1e-300
-
 
 def _unit_columns(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Column norms (B, k) and unit columns (B, d, k); a zero column stays zero."""
     norms = A.norm(dim=-2)
-    return norms, A / norms.clamp_min(_TINY).unsqueeze(-2)
+    return norms, A / norms.clamp_min(torch.finfo(A.dtype).tiny).unsqueeze(-2)
 
 
 def _angle_terms(cos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
