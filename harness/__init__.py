@@ -6,24 +6,56 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from harness.components import (
-    Initializer,
-    Instance,
-    Metric,
-    Model,
-    Problem,
-    SolveContext,
-    Solver,
-    SolveResult,
-    Weights,
-    batched_rand,
-    batched_randn,
-    param,
-)
 from harness.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from harness.components import (
+        Initializer,
+        Instance,
+        Metric,
+        Model,
+        Problem,
+        SolveContext,
+        Solver,
+        SolveResult,
+        Weights,
+        batched_rand,
+        batched_randn,
+        param,
+    )
+
+# The component API imports torch (seconds). It loads on first use, so that
+# `import harness` stays cheap: the pytest plugin (harness.pytest_plugin) is
+# imported by every pytest session of an environment where relubench is installed.
+_COMPONENTS = frozenset(
+    {
+        "Initializer",
+        "Instance",
+        "Metric",
+        "Model",
+        "Problem",
+        "SolveContext",
+        "Solver",
+        "SolveResult",
+        "Weights",
+        "batched_rand",
+        "batched_randn",
+        "param",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _COMPONENTS:
+        from harness import components
+
+        value = getattr(components, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
