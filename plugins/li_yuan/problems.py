@@ -19,8 +19,9 @@ from plugins.li_yuan.models import ReslinkModel, ThreeBlockModel, reslink_forwar
 
 def _gaussian_inputs(
     generators: list[torch.Generator], n: int, d: int, scale: float, dtype: torch.dtype
-) -> torch.Tensor:
-    return scale * batched_randn(generators, n, d, dtype=dtype)
+) -> torch.Tensor | None:
+    """(B, n, d) entries N(0, scale^2); None for n = 0 (no test split)."""
+    return scale * batched_randn(generators, n, d, dtype=dtype) if n else None
 
 
 def spectral_scaled_gaussian(
@@ -66,7 +67,7 @@ class Reslink(Problem):
             y=reslink_forward(W_star, X),
             model=ReslinkModel(p.d, vanilla=p.vanilla),
             X_test=X_test,
-            y_test=reslink_forward(W_star, X_test),
+            y_test=None if X_test is None else reslink_forward(W_star, X_test),
             # The weight that reproduces the teacher: W* (ResLink) or V* = I + W* (Vanilla).
             truth={"W": W_star + torch.eye(p.d, dtype=dtype) if p.vanilla else W_star},
             extras={"input_std": p.input_scale, "noise_std": 0.0},
@@ -116,7 +117,7 @@ class ThreeBlock(Problem):
             y=teacher.forward(weights, X),
             model=ThreeBlockModel(p.d, m),
             X_test=X_test,
-            y_test=teacher.forward(weights, X_test),
+            y_test=None if X_test is None else teacher.forward(weights, X_test),
             truth=weights,
             extras={"input_std": p.input_scale, "noise_std": 0.0, "teacher": teacher},
         )
