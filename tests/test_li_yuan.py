@@ -75,6 +75,10 @@ def test_vanilla_distance_is_measured_on_v_minus_identity():
     expected = torch.linalg.matrix_norm(inst.truth["W"])
     assert torch.allclose(Distance().compute(inst, V0, None), expected)
     assert torch.allclose(Distance().compute(inst, inst.truth, None), torch.zeros(3, dtype=DT))
+    spectral = Distance(Distance.make_params({"norm": "spectral"}))
+    assert torch.allclose(
+        spectral.compute(inst, V0, None), torch.linalg.matrix_norm(inst.truth["W"], ord=2)
+    )
 
 
 def test_fresh_samples_follow_the_teacher_and_their_gradient_is_the_population_gradient():
@@ -195,3 +199,14 @@ def test_three_block_teacher_is_fixed_and_sgd_fits_it():
     sgd = SGD(SGD.make_params(dict(step_size=0.01, batch_size=100, max_iter=300)))
     after = RelativeTestError().compute(inst, sgd.solve(inst, W0, _ctx(2)).weights, None)
     assert torch.all(after < 0.5 * before), (before, after)
+
+
+def test_components_are_registered_with_their_families():
+    from harness.plugins import get_registry
+
+    registry = get_registry()
+    assert registry.plugin_of("solver", "sgd") == "li_yuan"
+    assert registry.get("solver", "population_gd").supports("one_hidden")
+    assert not registry.get("solver", "population_gd").supports("three_block")
+    for kind, name in [("problem", "reslink"), ("problem", "three_block"), ("metric", "distance")]:
+        assert registry.get(kind, name).__doc__
