@@ -200,12 +200,18 @@ def fit_n50(
     # Between two grid points where every trial failed and every trial
     # succeeded the data cannot place n50 (the MLE does not exist and every
     # bootstrap draw repeats the same counts), so the interval is widened to
-    # that bracket: it is all the data can say.
+    # that bracket: it is all the data can say. The replicates are spread
+    # uniformly over it (on the fitted scale) so that fit_exponent, which
+    # refits slopes to them, inherits the same ignorance.
     rate = s_pool / t_pool
     j = int(np.searchsorted(values, n50)) if np.isfinite(n50) else 0
     if 0 < j < len(values) and rate[j - 1] == 0.0 and rate[j] == 1.0:
         low = float(np.nanmin([low, values[j - 1]]))
         high = float(np.nanmax([high, values[j]]))
+        if n_boot > 0:
+            rng = np.random.default_rng([seed, 1])
+            u = rng.uniform(x[j - 1], x[j], size=n_boot)
+            boot = np.exp(u) if log else u
 
     if n50 < values.min():
         status = "below_range"

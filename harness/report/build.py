@@ -242,7 +242,7 @@ def _boundary_section(
         if norm:
             row.append(f"{fit.n50 / sizes[norm]:.3g}" if fit.in_range else "")
         rows.append(row)
-    doc.table(headers, rows)
+    doc.table(*_drop_blank(headers, rows))
     if exponents:
         doc.h(2, "Scaling of n50")
         doc.p(
@@ -258,19 +258,16 @@ def _boundary_section(
                 str(len(ef.sizes)), str(ef.dropped),
                 f"{ef.slope:.3g}" if np.isfinite(ef.slope) else "", ci,
             ])  # fmt: skip
-        doc.table(
-            [
-                "facet",
-                "series",
-                "against",
-                "held fixed",
-                "points",
-                "out of range",
-                "slope",
-                "95% CI",
-            ],
-            rows,
-        )
+        headers = ["facet", "series", "against", "held fixed", "points", "out of range"]
+        doc.table(*_drop_blank([*headers, "slope", "95% CI"], rows))
+
+
+def _drop_blank(
+    headers: list[str], rows: list[list[str]], optional: tuple[str, ...] = ("facet", "held fixed")
+) -> tuple[list[str], list[list[str]]]:
+    """Leave out the optional columns that are blank in every row (no facets, nothing fixed)."""
+    keep = [i for i, h in enumerate(headers) if h not in optional or any(r[i] for r in rows)]
+    return [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
 
 
 def _metrics_section(doc: Document, layout: Layout, per_trial: pd.DataFrame) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import LogFormatter, LogLocator, NullLocator
 
 from harness.report.boundary import N50Fit
 from harness.report.data import Layout, curve_key, fmt
@@ -39,16 +40,23 @@ class Plot:
     figure: Figure
 
 
-def log_scale(ax, axis: str = "y") -> None:
-    """Log scale with plain-text tick labels (``1e-05``).
+def log_scale(ax: Any, axis: str = "y") -> None:
+    """Log scale with plain-text tick labels (``1e-05``); call it after plotting.
 
     matplotlib's default log labels are mathtext, whose parsing was half the
-    drawing time of a report; plain labels read the same.
+    drawing time of a report, and minor ticks were most of the rest: they are
+    kept (at 2 and 5, labelled) only on axes spanning under three decades,
+    where there are too few major ticks to read values from.
     """
     getattr(ax, f"set_{axis}scale")("log")
     target = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
     target.set_major_formatter(LogFormatter())
-    target.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+    if lo > 0 and np.log10(hi / lo) < 3:
+        target.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        target.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(3, 3)))
+    else:
+        target.set_minor_locator(NullLocator())
 
 
 def geometric(values: np.ndarray) -> bool:
@@ -129,6 +137,8 @@ def heatmaps(layout: Layout, table: pd.DataFrame, fits: dict[tuple, N50Fit]) -> 
         use_ratio = _fill(np.round(ratio, 9), yv) > _fill(n, yv)
         xv = np.round(ratio, 9) if use_ratio else n
         xs, ys = np.unique(xv), np.unique(yv)
+        if len(ys) < 2 or len(xs) < 2:  # one row is a success curve, drawn elsewhere
+            continue
         grid = np.full((len(ys), len(xs)), np.nan)
         grid[np.searchsorted(ys, yv), np.searchsorted(xs, xv)] = part["rate"].to_numpy(float)
 
@@ -157,9 +167,12 @@ def heatmaps(layout: Layout, table: pd.DataFrame, fits: dict[tuple, N50Fit]) -> 
             if fit is None or fit.status != "ok":
                 continue
             scale = yval if use_ratio else 1.0
-            pos = np.interp(
-                [fit.n50 / scale, fit.low / scale, fit.high / scale], xs, np.arange(len(xs))
-            )
+            at = np.array([fit.n50, fit.low, fit.high]) / scale
+            # Cells are evenly spaced; place n50 between them on the grid's own scale.
+            if geometric(xs):
+                pos = np.interp(np.log(at), np.log(xs), np.arange(len(xs)))
+            else:
+                pos = np.interp(at, xs, np.arange(len(xs)))
             ax.errorbar(
                 pos[0], i, xerr=[[pos[0] - pos[1]], [pos[2] - pos[0]]], fmt="o", color="tab:red",
                 ms=4, capsize=2, lw=1,
@@ -178,8 +191,38 @@ def heatmaps(layout: Layout, table: pd.DataFrame, fits: dict[tuple, N50Fit]) -> 
 # -- success against n -----------------------------------------------------------
 
 
-def _linestyles() -> list:
-    return ["-", "--", ":", "-."]
+_LINESTYLES = ["-", "--", ":", "-."]
+
+
+class Styler:
+    """Colors and line styles of the curves of one panel group.
+
+    With several sizes (d, k) in view, color tells the size and line style the
+    group (solver or series), as in the papers' figures; with one size, color
+    tells the group. Sizes constant within ``part`` are left out of labels.
+    """
+
+    def __init__(self, part: pd.DataFrame, group_col: str, sizes: list[str]) -> None:
+        self.sizes = [s for s in sizes if part[f"_{s}"].nunique() > 1]
+        self.combos = sorted({self.combo(d, k) for d, k in zip(part["_d"], part["_k"])})
+        self.groups = sorted(part[group_col].unique())
+        self.by_size = len(self.combos) > 1
+        self.colors = _colors(len(self.combos) if self.by_size else len(self.groups))
+
+    def combo(self, d: float, k: float) -> tuple:
+        values = {"d": d, "k": k}
+        return tuple(float(values[s]) for s in self.sizes)
+
+    def style(self, group: str, d: float, k: float) -> tuple[Any, str]:
+        g = self.groups.index(group)
+        if self.by_size:
+            return self.colors[self.combos.index(self.combo(d, k))], _LINESTYLES[g % 4]
+        return self.colors[g], "-"
+
+    def label(self, group: str, d: float, k: float) -> str:
+        parts = [group] if len(self.groups) > 1 else []
+        parts += [size_text(d, k, self.sizes)] if self.sizes else []
+        return ", ".join(p for p in parts if p)
 
 
 def success_curves(
@@ -192,15 +235,11 @@ def success_curves(
     """
     if not (layout.has_n and layout.has_success):
         return
-    norms = [None] + ([layout.sizes[0]] if layout.sizes else [])
     for facet, part in table.groupby("_facet", sort=True):
         inits = sorted(part["_init"].unique())
-        solvers = sorted(part["_solver"].unique())
-        combos = sorted(
-            {(d, k) for d, k in zip(part["_d"], part["_k"])},
-            key=lambda t: (np.nan_to_num(t[0]), np.nan_to_num(t[1])),
-        )  # noqa: E501
-        colors = _colors(len(combos))
+        styler = Styler(part, "_solver", layout.sizes)
+        # n/d (or n/k) only where that size varies: the papers' "curves coincide" view.
+        norms = [None] + styler.sizes[:1]
         for norm in norms:
             ncols = min(len(inits), 3)
             nrows = -(-len(inits) // ncols)
@@ -210,15 +249,10 @@ def success_curves(
                 sub = part[part["_init"] == init]
                 for (solver, d, k), curve in sub.groupby(["_solver", "_d", "_k"], dropna=False):
                     curve = curve.sort_values("_n")
-                    scale = 1.0 if norm is None else curve[f"_{norm}"].to_numpy(float)
+                    scale = 1.0 if norm is None else float(curve[f"_{norm}"].iloc[0])
                     x = curve["_n"].to_numpy(float) / scale
-                    ci = combos.index(next(c for c in combos if _same((d, k), c)))
-                    ls = _linestyles()[solvers.index(solver) % 4]
-                    label = ", ".join(
-                        p
-                        for p in (solver if len(solvers) > 1 else "", size_text(d, k, layout.sizes))
-                        if p
-                    )
+                    color, ls = styler.style(solver, d, k)
+                    label = styler.label(solver, d, k)
                     rate = curve["rate"].to_numpy(float)
                     # Clipped: rounding can put a Wilson bound a hair past the rate.
                     err = np.clip(
@@ -227,16 +261,13 @@ def success_curves(
                         None,
                     )
                     ax.errorbar(
-                        x, rate, yerr=err, color=colors[ci], ls=ls, marker="o", ms=3, lw=1.2,
+                        x, rate, yerr=err, color=color, ls=ls, marker="o", ms=3, lw=1.2,
                         capsize=2, label=label or None,
                     )  # fmt: skip
                     fit = fits.get(curve_key(facet, curve["_series"].iloc[0], d, k))
                     if fit is not None and np.isfinite(fit.slope):
                         grid_n = np.linspace(curve["_n"].min(), curve["_n"].max(), 200)
-                        s = 1.0 if norm is None else float(np.asarray(scale).ravel()[0])
-                        ax.plot(
-                            grid_n / s, fit.predict(grid_n), color=colors[ci], lw=0.6, alpha=0.6
-                        )
+                        ax.plot(grid_n / scale, fit.predict(grid_n), color=color, lw=0.6, alpha=0.6)
                 ax.set_title(_title(f"init: {init}", facet), fontsize=9)
                 ax.set_xlabel("n" if norm is None else f"n/{norm}")
                 if geometric(sub["_n"]):
@@ -258,10 +289,6 @@ def success_curves(
                 "fit used for n50.",
                 fig,
             )
-
-
-def _same(a: tuple, b: tuple) -> bool:
-    return all((x == y) or (np.isnan(x) and np.isnan(y)) for x, y in zip(a, b))
 
 
 def _colors(n: int) -> list:
@@ -288,21 +315,15 @@ def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
         for facet, part in data.groupby("_facet", sort=True):
             fig = new_figure()
             ax = fig.add_subplot()
-            series_all = sorted(part["_series"].unique())
-            combos = sorted(
-                {(d, k) for d, k in zip(part["_d"], part["_k"])},
-                key=lambda t: (np.nan_to_num(t[0]), np.nan_to_num(t[1])),
-            )
-            colors = _colors(len(combos))
+            styler = Styler(part, "_series", layout.sizes)
             positive = True
             for (series, d, k), curve in part.groupby(["_series", "_d", "_k"], dropna=False):
                 stats = curve.groupby("_n")[metric].agg(
                     mean="mean", q1=lambda v: v.quantile(0.25), q3=lambda v: v.quantile(0.75)
                 )
                 positive &= bool((stats[["mean", "q1"]] > 0).all().all())
-                label = ", ".join(p for p in (series, size_text(d, k, layout.sizes)) if p)
-                c = colors[combos.index(next(t for t in combos if _same((d, k), t)))]
-                ls = _linestyles()[series_all.index(series) % 4]
+                c, ls = styler.style(series, d, k)
+                label = styler.label(series, d, k) or series
                 ax.plot(stats.index, stats["mean"], marker="o", ms=3, color=c, ls=ls, label=label)
                 ax.fill_between(stats.index, stats["q1"], stats["q3"], color=c, alpha=0.12, lw=0)
             if positive:
@@ -451,11 +472,11 @@ def bars(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
     """Grouped bars of each final metric: mean and standard deviation over trials.
 
     Drawn when the results are a table (a few problem configurations, such as
-    datasets x architectures), not a sweep (use the curves and heatmaps then).
+    datasets x architectures), not a sweep over n (the curves say it better).
     """
     config_cols = layout.config_columns()
     configs = per_trial.groupby(config_cols, dropna=False).ngroups
-    if configs > MAX_BAR_CONFIGS:
+    if layout.has_n or configs > MAX_BAR_CONFIGS:  # a sweep: curves say it better
         return
     for metric in layout.metrics:
         data = per_trial.dropna(subset=[metric])
