@@ -248,7 +248,7 @@ def test_fit_exponent_separated_curves_keep_their_uncertainty() -> None:
     ef = fit_exponent([10, 20], fits)
     # n50 in [20, 40] and [40, 80]: slopes from log2(40/40)=0 to log2(80/20)=2.
     assert ef.low < 0.5 and ef.high > 1.5
-    assert 0.0 <= ef.low and ef.high <= 2.0
+    assert ef.low >= 0.0 and ef.high <= 2.0
 
 
 # -- the report itself ----------------------------------------------------------
