@@ -66,7 +66,9 @@ class ReslinkModel(Model):
         return {"W": X.transpose(-1, -2) @ (r.unsqueeze(-1) * active) / X.shape[1]}
 
 
-def batch_norm(Z: torch.Tensor, mean: torch.Tensor | None = None, var: torch.Tensor | None = None):
+def batch_norm(
+    Z: torch.Tensor, mean: torch.Tensor | None = None, var: torch.Tensor | None = None
+) -> torch.Tensor:
     """Batch normalization without affine terms over the sample axis of (B, n, m).
 
     With ``mean``/``var`` (B, m) it normalizes with those fixed statistics (the
@@ -111,9 +113,5 @@ class ThreeBlockModel(Model):
         return out
 
     def forward(self, weights: Weights, X: torch.Tensor) -> torch.Tensor:
-        h = X
-        for l in (1, 2, 3):
-            h = relu(
-                batch_norm(h @ weights[f"W{l}"], weights.get(f"mean{l}"), weights.get(f"var{l}"))
-            )
-        return h.sum(-1)
+        Z3 = self.pre_activations(weights, X)[-1]
+        return relu(batch_norm(Z3, weights.get("mean3"), weights.get("var3"))).sum(-1)
