@@ -297,29 +297,23 @@ class SuiteContext:
         from harness.store import Store
 
         store = Store(self.folder)
-        snapshot = self._settled(store, force)
+        single = cells[0] if len(cells) == 1 else None
+        snapshot = self._settled(store, force, single)
         ran = 0
         for cell in cells:
             if all((cell.cell_id, t) in snapshot for t in range(cell.trials)):
                 continue
             with _cell_lock(self.folder, cell.cell_id):
                 # another worker may have run it while we waited for the lock
-                ran += self._run(store, cell, self._settled(store, force))
+                ran += self._run(store, cell, self._settled(store, force, cell))
         return ran
 
-    def _settled(self, store: Any, force: bool) -> set[tuple[str, int]]:
+    def _settled(self, store: Any, force: bool, cell: Cell | None = None) -> set[tuple[str, int]]:
         """(cell_id, trial) pairs not to run: stored ok (unless force) or run by this session."""
-        import pyarrow.dataset as ds
-
-        from harness.store import part_files
-
-        files = part_files(store.runs_dir)
-        if not files:
-            return set()
         columns = ["cell_id", "trial", "status", "run_id"]
-        table = ds.dataset(files, format="parquet").to_table(columns=columns)
+        table = _read_parts(_part_files(store, cell), columns)
         out = set()
-        for cell_id, trial, status, run_id in zip(*(table.column(c).to_pylist() for c in columns)):
+        for cell_id, trial, status, run_id in zip(*(table[c].tolist() for c in columns)):
             if run_id == self.run_id or (status == "ok" and not force):
                 out.add((cell_id, trial))
         return out
@@ -366,9 +360,12 @@ class SuiteContext:
 
     def rows(self, cells: list[Cell]) -> pd.DataFrame:
         """Stored rows (deduplicated) of these cells' trials under this profile."""
-        from harness.store import load_results
+        from harness.store import Store, dedupe_runs, load_results
 
-        runs = load_results(self.folder)
+        if len(cells) == 1:  # one cell's own part files, not the whole store
+            runs = dedupe_runs(_read_parts(_part_files(Store(self.folder), cells[0])))
+        else:
+            runs = load_results(self.folder)
         if runs.empty:
             return runs
         wanted = {(c.cell_id, t) for c in cells for t in range(c.trials)}
@@ -379,6 +376,32 @@ class SuiteContext:
         """The pytest command that runs one item of this suite alone (non-ok trials rerun)."""
         args = ["pytest", nodeid, *self.settings.rerun_args]
         return " ".join(shlex.quote(a) for a in args)
+
+
+def _part_files(store: Any, cell: Cell | None = None) -> list[str]:
+    """The store's part files; with ``cell``, only that cell's (the store names them
+    ``part-<cell_id>-...``), so a cell item reads a few files, not the whole store."""
+    from harness.store import part_files
+
+    files = part_files(store.runs_dir)
+    if cell is None:
+        return files
+    prefix = f"part-{cell.cell_id}-"
+    return [f for f in files if os.path.basename(f).startswith(prefix)]
+
+
+def _read_parts(files: list[str], columns: list[str] | None = None) -> pd.DataFrame:
+    """Rows of some part files (schemas unified, as the store reads them)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    if not files:
+        return pd.DataFrame(columns=columns or ["cell_id", "trial", "status", "run_id"])
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    table = ds.dataset(files, schema=schema, format="parquet").to_table(columns=columns)
+    return table.to_pandas()
 
 
 def _session_run_id(config: pytest.Config) -> str:
