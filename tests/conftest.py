@@ -6,6 +6,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests run in parallel (pytest -n auto): one torch thread per test process keeps two
+# processes from fighting over the cores, and keeps float results independent of threads.
+torch.set_num_threads(1)
 
 PROBE_PLUGIN = '''
 """Test plugin: solvers that expose what they were given, and ones that fail."""

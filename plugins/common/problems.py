@@ -60,7 +60,10 @@ def teacher_instance(
         y = y + torch.stack(noises)
     X_test = torch.stack(Xts) if n_test else None
     y_test = model.forward(truth, X_test) if n_test else None  # noiseless: error vs. the teacher
-    return Instance(X=X, y=y, model=model, X_test=X_test, y_test=y_test, truth=truth)
+    # What a solver may know of the input distribution (closed-form population losses need it).
+    input_std = 1.0 / math.sqrt(n) if input_scale == "inv_sqrt_n" else 1.0
+    extras = {"input_std": input_std, "noise_std": noise_std}
+    return Instance(X=X, y=y, model=model, X_test=X_test, y_test=y_test, truth=truth, extras=extras)
 
 
 @dataclass(frozen=True)
