@@ -359,3 +359,14 @@ def test_xdist_gives_the_table_serial_and_relubench_run_give(project):
     assert list(cli.columns) == list(serial.columns)
     errors = cli["metric.toy_error"].to_numpy()
     assert all(math.isfinite(x) for x in errors)
+
+
+def test_per_cell_claim_is_judged_inside_each_cell_item(project):
+    write_suite(project, PER_CELL.replace(" and problem.n >= problem.d", ""))
+    result = project.runpytest()
+    # 4 cells + expect[0]; the per-cell claim fails only in the cell where n < d
+    result.assert_outcomes(passed=4, failed=1)
+    text = result.stdout.str()
+    assert "FAILED toy.toml::toy::toy_lsq[toy_line n=2, toy_zero]" in text
+    assert "failed max(toy_error) < 1e-8  [solver=toy_lsq problem.n=2]  measured" in text
+    assert "expect[1]" not in text
