@@ -161,12 +161,20 @@ def test_population_gd_stops_at_tolerance_and_supports_one_hidden():
     assert torch.allclose(result.weights["W"], inst.truth["W"], atol=1e-7)
 
 
-def test_population_metrics_need_a_stated_input_distribution():
+def test_population_loss_on_the_one_hidden_teacher_uses_its_input_distribution():
     from plugins.common.problems import OneHidden
 
-    inst = OneHidden(OneHidden.make_params({"d": 4, "k": 2, "n": 10})).sample(_gens(2), DT)
-    assert not PopulationLoss().applies(inst)
-    assert torch.isnan(PopulationLoss().compute(inst, inst.truth, None)).all()
+    params = {"d": 4, "k": 2, "n": 10, "n_test": 40000, "input_scale": "inv_sqrt_n"}
+    inst = OneHidden(OneHidden.make_params(params)).sample(_gens(2), DT)
+    assert inst.extras["input_std"] == pytest.approx(10**-0.5)
+    assert PopulationLoss().applies(inst)
+    assert torch.allclose(
+        PopulationLoss().compute(inst, inst.truth, None), torch.zeros(2, dtype=DT)
+    )
+    # At W = 0 the loss is E[f*(x)^2] / 2 for x ~ N(0, I/n): 40,000 test samples give it to ~2%.
+    zero = {"W": torch.zeros(2, 4, 2, dtype=DT)}
+    mc = 0.5 * inst.y_test.pow(2).mean(1)
+    assert torch.allclose(PopulationLoss().compute(inst, zero, None), mc, rtol=0.05)
 
 
 def test_potential_g_and_population_loss_values():

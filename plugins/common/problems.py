@@ -15,11 +15,17 @@ InputScale = Literal["unit", "inv_sqrt_n"]
 
 
 def gaussian_inputs(
-    gen: torch.Generator, n: int, d: int, input_scale: str, dtype: torch.dtype
+    gen: torch.Generator,
+    n: int,
+    d: int,
+    input_scale: str,
+    dtype: torch.dtype,
+    n_train: int | None = None,
 ) -> torch.Tensor:
-    """Rows x_i ~ N(0, I) ("unit") or N(0, I/n) ("inv_sqrt_n", Jagatap & Hegde's scaling)."""
+    """Rows x_i ~ N(0, I) ("unit") or N(0, I/n) ("inv_sqrt_n", Jagatap & Hegde's scaling, with
+    n the training-set size also for test rows, so both splits share one distribution)."""
     X = torch.randn(n, d, generator=gen, dtype=dtype)
-    return X / math.sqrt(n) if input_scale == "inv_sqrt_n" else X
+    return X / math.sqrt(n_train or n) if input_scale == "inv_sqrt_n" else X
 
 
 def qr_teacher(
@@ -52,7 +58,7 @@ def teacher_instance(
         truths.append(draw_truth(g))
         Xs.append(gaussian_inputs(g, n, d, input_scale, dtype))
         noises.append(noise_std * torch.randn(n, generator=g, dtype=dtype) if noise_std else None)
-        Xts.append(gaussian_inputs(g, n_test, d, input_scale, dtype) if n_test else None)
+        Xts.append(gaussian_inputs(g, n_test, d, input_scale, dtype, n) if n_test else None)
     truth = {k: torch.stack([t[k] for t in truths]) for k in truths[0]}
     X = torch.stack(Xs)
     y = model.forward(truth, X)
