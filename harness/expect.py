@@ -266,10 +266,8 @@ def _compile(
         return InputError(f"{source}: {key}: {why} in {text!r}; {ALLOWED_TEXT}")
 
     if not isinstance(text, str):
-        return_type = type(text).__name__
-        raise InputError(
-            f"{source}: {key}: must be a string expression, got {return_type} {text!r}"
-        )
+        kind = type(text).__name__
+        raise InputError(f"{source}: {key}: must be a string expression, got {kind} {text!r}")
     if not text.strip():
         raise InputError(f"{source}: {key}: empty expression")
     if len(text) > MAX_EXPRESSION_CHARS:
