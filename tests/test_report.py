@@ -352,3 +352,51 @@ def test_report_errors_speak_to_the_user(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="no 'runs' folder"):
         build_report(tmp_path)
+
+
+def test_layout_facets_and_series_labels() -> None:
+    # A noise level that varies at every (n, d) is a facet; a solver parameter
+    # that varies names the series; a parameter set only for one solver stays
+    # out of the other's label.
+    rows = []
+    for sigma in (1.0, 5.0):
+        for step in (0.1, 0.5):
+            for n in (50, 100, 200):
+                rows.append(
+                    {"problem": "additive", "initializer": "zero", "solver": "centered_pgd",
+                     "problem.sigma": sigma, "problem.d": 50, "problem.n": n,
+                     "solver.step_size": step, "solver.max_iter": 10, "status": "ok",
+                     "metric.success": 1.0}
+                )  # fmt: skip
+            rows.append(
+                {"problem": "additive", "initializer": "zero", "solver": "altmin",
+                 "problem.sigma": sigma, "problem.d": 50, "problem.n": 100,
+                 "solver.step_size": None, "solver.max_iter": 10, "status": "error",
+                 "metric.success": None}
+            )  # fmt: skip
+    layout = build_layout(pd.DataFrame(rows))
+    assert layout.facets == ["problem.sigma"]
+    assert set(layout.runs["_facet"]) == {"sigma=1", "sigma=5"}
+    assert set(layout.runs["_series"]) == {
+        "centered_pgd[step_size=0.1] / zero",
+        "centered_pgd[step_size=0.5] / zero",
+        "altmin / zero",
+    }
+    # error rows are not trials of a success curve; ok rows are.
+    counted = layout.runs.groupby("_series")["_counted"].sum()
+    assert counted["altmin / zero"] == 0 and counted["centered_pgd[step_size=0.1] / zero"] == 6
+
+
+def test_report_when_every_trial_failed(tmp_path: Path) -> None:
+    folder = write_results(tmp_path / "r", ds=(20,), ns=(10, 20), trials=2, traces=False)
+    runs = pd.read_parquet(folder / "runs")
+    runs["status"] = "error"
+    runs["error"] = "Traceback: boom in solver"
+    runs["metric.success"] = np.nan
+    runs["metric.param_error"] = np.nan
+    runs.to_parquet(folder / "runs" / "part-0000.parquet", index=False)
+    out = build_report(folder, n_boot=10)
+    summary = (out / "summary.md").read_text()
+    assert "| altmin / gaussian | 4 | Traceback: boom in solver |" in summary
+    assert "Phase-transition boundary" not in summary and "Figures" not in summary
+    assert not list(out.rglob("*.png"))

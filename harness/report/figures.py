@@ -422,6 +422,7 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
                     sel &= (colv == v).to_numpy() | (colv.isna().to_numpy() & pd.isna(v))
                 pdata = mdata[sel]
                 all_positive = True
+                ends, starts = [], []
                 for series, sdata in pdata.groupby("_series", sort=True):
                     q = trial_quantiles(sdata, "value")
                     if xkind == "iteration":
@@ -440,10 +441,20 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
                     c = colors[series_all.index(series)]
                     vals = q.to_numpy()[keep]
                     all_positive &= bool(np.all(vals[np.isfinite(vals)] > 0))
+                    if np.isfinite(x).any():
+                        ends.append(np.nanmax(x))
+                        starts.append(np.nanmin(x))
                     ax.plot(x[keep], vals[:, 1], color=c, lw=1.3, label=series)
                     ax.fill_between(x[keep], vals[:, 0], vals[:, 2], color=c, alpha=0.2, lw=0)
                 if all_positive:
                     log_scale(ax)
+                # Curves of very different lengths (AltMin's 10 steps beside GD's
+                # 1000) share the panel only on a log x-axis, as in Oymak & Asif Fig. 3.
+                if ends and min(ends) > 0 and max(ends) / min(ends) > 10:
+                    if min(starts) > 0:
+                        log_scale(ax, "x")
+                    else:
+                        ax.set_xscale("symlog", linthresh=1.0)
                 ax.set_xlabel(
                     {"iteration": "iteration", "time_s": "solver time (s)"}.get(
                         xkind, "weights updated"
