@@ -96,6 +96,19 @@ class SkipModel(Model):
     def forward(self, weights: Weights, X: torch.Tensor) -> torch.Tensor:
         return relu(X @ self.effective(weights)).sum(-1)
 
+    def recovery_view(self, weights: Weights) -> Weights:
+        """Recovery is measured on the effective weights W + I_S (Jagatap & Hegde Fig. 3b)."""
+        return {**weights, "W": self.effective(weights)}
+
+    def align(self, weights: Weights, truth: dict[str, torch.Tensor]) -> Weights:
+        """The effective units are interchangeable: match W + I_S to W* + I_S (Hungarian)
+        and return the residual of the reordered effective weights."""
+        if self.k == 1 or "W" not in truth:
+            return weights
+        eff, eff_star = self.effective(weights), self.effective(truth)
+        perm = match_columns(eff, eff_star)
+        return {**weights, "W": permute_columns(eff, perm) - self.identity_part(eff.dtype)}
+
 
 class TwoHiddenModel(Model):
     """f(x) = 1^T relu(W2^T relu(W1^T x)) (Jagatap & Hegde, appendix B.1)."""
@@ -110,3 +123,25 @@ class TwoHiddenModel(Model):
 
     def forward(self, weights: Weights, X: torch.Tensor) -> torch.Tensor:
         return relu(relu(X @ weights["W1"]) @ weights["W2"]).sum(-1)
+
+    def align(self, weights: Weights, truth: dict[str, torch.Tensor]) -> Weights:
+        """Put the weights in the truth's gauge without changing the function.
+
+        relu is positively homogeneous: scaling unit q of the first layer by c > 0 and
+        row q of W2 by 1/c changes nothing. First-layer units are matched to W1* by
+        direction (Hungarian on unit columns; W2's rows follow), rescaled to the norms
+        of their truth columns, then second-layer units are matched to W2*'s columns.
+        """
+        if "W1" not in truth or "W2" not in truth:
+            return weights
+        W1, W2 = weights["W1"], weights["W2"]
+        tiny = torch.finfo(W1.dtype).tiny
+        norms = W1.norm(dim=1).clamp_min(tiny)  # (B, k)
+        W1, W2 = W1 / norms.unsqueeze(1), W2 * norms.unsqueeze(2)
+        star_norms = truth["W1"].norm(dim=1)  # (B, k)
+        perm1 = match_columns(W1, truth["W1"] / star_norms.clamp_min(tiny).unsqueeze(1))
+        W1 = permute_columns(W1, perm1) * star_norms.unsqueeze(1)
+        W2 = permute_columns(W2.transpose(1, 2), perm1).transpose(1, 2)
+        W2 = W2 / star_norms.clamp_min(tiny).unsqueeze(2)
+        W2 = permute_columns(W2, match_columns(W2, truth["W2"]))
+        return {**weights, "W1": W1, "W2": W2}

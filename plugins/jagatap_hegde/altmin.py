@@ -21,12 +21,15 @@ def batched_least_squares(A: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     L, info = torch.linalg.cholesky_ex(G)
     x = torch.cholesky_solve(r, L).squeeze(-1)
     bad = (info != 0) | ~torch.isfinite(x).all(-1)
-    if bad.any():
-        idx = bad.nonzero().squeeze(-1)
+    # LAPACK aborts the whole call on a NaN input: trials with non-finite data stay NaN.
+    finite = torch.isfinite(A).flatten(1).all(1) & torch.isfinite(y).all(1)
+    if (bad & finite).any():
+        idx = (bad & finite).nonzero().squeeze(-1)
         driver = "gelsd" if A.device.type == "cpu" else None
         x[idx] = torch.linalg.lstsq(A[idx], y[idx].unsqueeze(-1), driver=driver).solution.squeeze(
             -1
         )
+    x[~finite] = torch.nan
     return x
 
 
@@ -45,15 +48,21 @@ class AltMin(Solver):
     next least-squares solution would be the same), when the relative change
     of W falls below ``tol``, or after ``max_iter`` alternations. Batched over
     trials; stopped trials leave the batch.
+
+    For the ``skip`` family (Sec. 3.2, eq. (7)) the same least squares runs on the
+    effective weights W + I_S (support S known); the residual W is returned.
     """
 
     name = "altmin"
     Params = AltMinParams
-    families = ("one_hidden",)
+    families = ("one_hidden", "skip")
 
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         X, y = instance.X, instance.y  # (B, n, d), (B, n)
-        W = weights["W"].clone()  # (B, d, k)
+        model = instance.model
+        # Effective weights W + I_S for the skip family; the plain W otherwise.
+        offset = model.identity_part(X.dtype) if model.family == "skip" else 0.0
+        W = weights["W"] + offset  # (B, d, k), a fresh tensor
         Bn, n, d = X.shape
         k = W.shape[2]
         iterations = torch.zeros(Bn, dtype=torch.long)
@@ -74,9 +83,10 @@ class AltMin(Solver):
             small = change <= self.params.tol * Wa.flatten(1).norm(dim=1)
             W[active] = torch.where(repeated.reshape(-1, 1, 1), Wa, W_new)
             iterations[active] = torch.where(repeated, iterations[active], t)
-            ctx.record(t, {"W": W})
+            if ctx.wants(t):
+                ctx.record(t, {"W": W - offset})
             keep = ~(repeated | small | ~torch.isfinite(change))
             active, prev_P = active[keep], P[keep]
             if len(active) == 0:
                 break
-        return SolveResult({"W": W}, iterations)
+        return SolveResult({"W": W - offset}, iterations)
