@@ -272,7 +272,13 @@ def test_build_report_files_and_boundaries(tmp_path: Path) -> None:
     figs = sorted(p.name for p in (out / "figures").iterdir())
     pngs = [f for f in figs if f.endswith(".png")]
     assert len(pngs) == len([f for f in figs if f.endswith(".svg")])
-    kinds = {"heatmap", "success-vs-n", "success-vs-n-over-d", "param-error-vs-n", "convergence"}
+    kinds = {
+        "heatmap",
+        "success-vs-n",
+        "success-vs-n-over-d",
+        "param-error-vs-n-over-d",
+        "convergence",
+    }
     for kind in kinds:
         assert any(f.startswith(kind) for f in pngs), (kind, pngs)
     # x-axes of the convergence curves: iteration, time and weights updated.

@@ -303,7 +303,12 @@ def _colors(n: int) -> list:
 
 
 def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
-    """Each final metric (other than success) against n: mean and interquartile band."""
+    """Each final metric (other than success) against n: mean and interquartile band.
+
+    Against n/d (or n/k) where that size varies within the facet, the axis on
+    which the papers show error curves lining up (Zhang et al. Fig. 2d,
+    Oymak & Asif Fig. 2).
+    """
     if not layout.has_n:
         return
     for metric in layout.metrics:
@@ -316,9 +321,11 @@ def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
             fig = new_figure()
             ax = fig.add_subplot()
             styler = Styler(part, "_series", layout.sizes)
+            norm = styler.sizes[0] if styler.sizes else None
+            part = part.assign(_x=part["_n"] / (part[f"_{norm}"] if norm else 1.0))
             positive = True
             for (series, d, k), curve in part.groupby(["_series", "_d", "_k"], dropna=False):
-                stats = curve.groupby("_n")[metric].agg(
+                stats = curve.groupby("_x")[metric].agg(
                     mean="mean", q1=lambda v: v.quantile(0.25), q3=lambda v: v.quantile(0.75)
                 )
                 positive &= bool((stats[["mean", "q1"]] > 0).all().all())
@@ -328,17 +335,18 @@ def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
                 ax.fill_between(stats.index, stats["q1"], stats["q3"], color=c, alpha=0.12, lw=0)
             if positive:
                 log_scale(ax)
-            if geometric(part["_n"]):
+            if geometric(part["_x"]):
                 log_scale(ax, "x")
             name = metric.removeprefix("metric.")
-            ax.set_xlabel("n")
+            xname = f"n/{norm}" if norm else "n"
+            ax.set_xlabel(xname)
             ax.set_ylabel(name)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="upper right")
             ax.set_title(_title(name, facet), fontsize=9)
             yield Plot(
-                slug(f"{name} vs n {facet}"),
-                _title(f"{name} against n", facet),
+                slug(f"{name} vs {xname.replace('/', ' over ')} {facet}"),
+                _title(f"{name} against {xname}", facet),
                 f"Mean {name} over trials (line) and interquartile range (band).",
                 fig,
             )
