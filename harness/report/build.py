@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -137,21 +138,20 @@ def build_report(
     _boundary_section(doc, layout, fits, exponents, n_boot)
 
     per_trial = r[r["_status"] == "ok"]
-    _metrics_section(doc, layout, per_trial)
 
-    plots: list[figures.Plot] = []
-    if table is not None:
-        plots += figures.heatmaps(layout, table, fits)
-        plots += figures.success_curves(layout, table, fits)
-    plots += figures.metric_curves(layout, per_trial)
-    if traces is not None:
-        plots += figures.convergence(layout, traces)
-    plots += figures.bars(layout, per_trial)
+    def all_plots() -> Iterator[figures.Plot]:
+        if table is not None:
+            yield from figures.heatmaps(layout, table, fits)
+            yield from figures.success_curves(layout, table, fits)
+        yield from figures.metric_curves(layout, per_trial)
+        if traces is not None:
+            yield from figures.convergence(layout, traces)
+        yield from figures.bars(layout, per_trial)
 
-    if plots:
-        doc.h(1, "Figures")
     used: set[str] = set()
-    for plot in plots:
+    for plot in all_plots():  # saved and freed one at a time
+        if not used:
+            doc.h(1, "Figures")
         stem, i = plot.stem, 2
         while stem in used:  # two titles that slug alike
             stem, i = f"{plot.stem}-{i}", i + 1
@@ -161,6 +161,8 @@ def build_report(
         plot.figure.clf()
         doc.image(plot.title, f"figures/{png}", f"figures/{svg}", plot.caption)
 
+    _metrics_section(doc, layout, per_trial)
+    _environment(doc, results_dir)
     _write_tables(out_dir, table, fits, exponents)
     (out_dir / "summary.md").write_text(doc.markdown(), encoding="utf-8")
     (out_dir / "index.html").write_text(doc.html(out_dir), encoding="utf-8")
@@ -189,11 +191,6 @@ def _overview(doc: Document, layout: Layout, results_dir: Path) -> None:
     rows.append(["metrics", ", ".join(m.removeprefix("metric.") for m in layout.metrics)])
     doc.table(["item", "value"], rows)
 
-    meta = file_metadata(results_dir)
-    if meta:
-        doc.p("Environment recorded by the store (Parquet file metadata of the first part file):")
-        doc.table(["key", "value"], [[k, str(v)[:160]] for k, v in sorted(meta.items())][:40])
-
     doc.h(2, "Trial status")
     statuses = sorted(r["_status"].unique())
     counts = r.groupby(["_series", "_status"]).size().unstack(fill_value=0)
@@ -209,6 +206,14 @@ def _overview(doc: Document, layout: Layout, results_dir: Path) -> None:
         "Success curves count ok, diverged and timeout trials (the last two as failures); "
         "trials with status error are left out of them."
     )
+
+
+def _environment(doc: Document, results_dir: Path) -> None:
+    meta = file_metadata(results_dir)
+    if meta:
+        doc.h(1, "Environment")
+        doc.p("As recorded by the store in the Parquet metadata of the first runs part file.")
+        doc.table(["key", "value"], [[k, str(v)[:160]] for k, v in sorted(meta.items())][:40])
 
 
 def _boundary_section(
