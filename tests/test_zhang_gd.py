@@ -1,0 +1,67 @@
+"""Zhang et al. gradient descent: the fresh-minibatch option (batch_size)."""
+
+from __future__ import annotations
+
+import torch
+
+from harness import SolveContext
+from plugins.common.initializers import Perturbed
+from plugins.common.metrics import relative_error
+from plugins.common.models import OneHiddenModel
+from plugins.common.problems import OneHidden
+from plugins.zhang_gd.gd import GD
+
+F64 = torch.float64
+
+
+def _gens(B: int, seed: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed * 1000 + b) for b in range(B)]
+
+
+def _ctx(B: int) -> SolveContext:
+    return SolveContext(device=torch.device("cpu"), dtype=F64, generators=_gens(B, 7))
+
+
+class _Spy(OneHiddenModel):
+    """A one_hidden model that remembers the inputs each gradient was taken on."""
+
+    def __init__(self, d: int, k: int) -> None:
+        super().__init__(d, k)
+        self.seen: list[torch.Tensor] = []
+
+    def grad(self, weights, X, y):
+        self.seen.append(X.clone())
+        return super().grad(weights, X, y)
+
+
+def test_minibatches_are_fresh_within_an_epoch():
+    B, n, d, k, m = 3, 60, 4, 2, 20
+    inst = OneHidden(OneHidden.make_params({"d": d, "k": k, "n": n})).sample(_gens(B, 1), F64)
+    inst.model = _Spy(d, k)
+    gd = GD(GD.make_params({"batch_size": m, "max_iter": 6, "step_size": 0.1, "tol": 0.0}))
+    gd.solve(inst, {"W": 0.1 * torch.ones(B, d, k, dtype=F64)}, _ctx(B))
+    seen = inst.model.seen
+    assert len(seen) == 6 and all(X.shape == (B, m, d) for X in seen)
+    for epoch in (seen[:3], seen[3:]):
+        # the 3 batches of an epoch are n distinct rows: the whole training set
+        rows = torch.cat(epoch, dim=1)  # (B, n, d)
+        for b in range(B):
+            assert torch.equal(
+                rows[b][rows[b][:, 0].argsort()], inst.X[b][inst.X[b][:, 0].argsort()]
+            )
+    # a new epoch reshuffles
+    assert not torch.equal(seen[0], seen[3])
+
+
+def test_minibatch_gd_still_recovers_a_noiseless_teacher():
+    B = 4
+    problem = OneHidden(OneHidden.make_params({"d": 10, "k": 3, "n": 3000}))
+    inst = problem.sample(_gens(B, 2), F64)
+    W0 = Perturbed(Perturbed.make_params({"relative_distance": 0.3})).initialize(
+        inst, _gens(B, 3), F64
+    )
+    gd = GD(GD.make_params({"batch_size": 300, "max_iter": 600, "step_size": 0.5}))
+    res = gd.solve(inst, W0, _ctx(B))
+    # noiseless and realizable: every minibatch gradient vanishes at W*, so the
+    # stochastic steps converge to it like the full-batch ones
+    assert relative_error(inst, res.weights).max() < 1e-6
