@@ -211,7 +211,8 @@ class Styler:
 
     def combo(self, d: float, k: float) -> tuple:
         values = {"d": d, "k": k}
-        return tuple(float(values[s]) for s in self.sizes)
+        # -inf stands for a missing size: NaN would never equal itself in .index().
+        return tuple(float(values[s]) if pd.notna(values[s]) else -np.inf for s in self.sizes)
 
     def style(self, group: str, d: float, k: float) -> tuple[Any, str]:
         g = self.groups.index(group)
