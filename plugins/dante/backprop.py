@@ -19,7 +19,12 @@ class BackpropParams:
     optimizer: Literal["sgd", "momentum", "adam", "adagrad", "rmsprop"] = param(
         "sgd", "update rule (torch.optim's default constants apart from lr and momentum)"
     )
-    lr: float = param(0.1, "learning rate", min=0.0, exclusive_min=True)
+    lr: float = param(
+        1.0,
+        "learning rate (1.0 suits plain SGD on the mean-over-outputs MSE)",
+        min=0.0,
+        exclusive_min=True,
+    )
     momentum: float = param(0.9, 'momentum parameter of optimizer = "momentum"', min=0.0, max=1.0)
     epochs: int = param(20, "passes over the training set", min=1)
     batch_size: int = param(32, "minibatch size", min=1)

@@ -28,7 +28,7 @@ LossFn = Callable[[Weights, torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclass(frozen=True)
 class DanteParams:
     lr: float = param(
-        0.01, "eta: every step moves the current layer by exactly lr", min=0.0, exclusive_min=True
+        0.1, "eta: every step moves the current layer by exactly lr", min=0.0, exclusive_min=True
     )
     epochs_per_layer: int = param(5, "T: SNGD epochs per layer visit (the paper uses 5)", min=1)
     rounds: int = param(10, "T_AM: alternation rounds (every layer visited once per round)", min=1)
@@ -245,7 +245,7 @@ class _State:
 @dataclass(frozen=True)
 class DanteSGDParams(DanteParams):
     lr: float = param(
-        0.01, "eta: SGD step size (steps are not normalized)", min=0.0, exclusive_min=True
+        1.0, "eta: SGD step size (steps are not normalized)", min=0.0, exclusive_min=True
     )
 
 
