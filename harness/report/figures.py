@@ -261,9 +261,12 @@ def success_curves(
                         0.0,
                         None,
                     )
+                    # Many curves: thin bars without caps, or the bars hide the curves.
+                    crowded = len(styler.combos) * len(styler.groups) > 4
                     ax.errorbar(
                         x, rate, yerr=err, color=color, ls=ls, marker="o", ms=3, lw=1.2,
-                        capsize=2, label=label or None,
+                        capsize=0 if crowded else 2, elinewidth=0.6 if crowded else 1.0,
+                        alpha=0.85, label=label or None,
                     )  # fmt: skip
                     fit = fits.get(curve_key(facet, curve["_series"].iloc[0], d, k))
                     if fit is not None and np.isfinite(fit.slope):
