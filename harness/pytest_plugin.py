@@ -85,11 +85,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="block a relubench plugin by name, like relubench run -p no:NAME",
     )
+    group.addoption(
+        "--relubench-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch threads per test process (default: torch's own, or cores / xdist workers)",
+    )
     parser.addini("relubench_profile", f"suite profile under pytest (default {DEFAULT_PROFILE})")
     parser.addini("relubench_results", "results folder, relative to the ini file's folder")
     parser.addini("relubench_force", "recompute stored cells", type="bool", default=False)
     parser.addini("relubench_plugins", "extra relubench plugins", type="linelist", default=[])
     parser.addini("relubench_block", "relubench plugins to block", type="linelist", default=[])
+    parser.addini("relubench_threads", "torch threads per test process")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,6 +116,7 @@ class Settings:
     force: bool
     plugins: tuple[str, ...]
     blocked: tuple[str, ...]
+    threads: int | None
     # what to repeat in a rerun command (only options the user gave)
     rerun_args: tuple[str, ...]
 
@@ -141,12 +150,24 @@ class Settings:
         for b in config.getoption("relubench_block"):
             blocked.append(b)
             rerun += ["--relubench-block", b]
+        threads = config.getoption("relubench_threads")
+        if threads is None and config.getini("relubench_threads"):
+            try:
+                threads = int(config.getini("relubench_threads"))
+            except ValueError:
+                raise pytest.UsageError(
+                    f"ini relubench_threads: {config.getini('relubench_threads')!r} "
+                    "is not an integer"
+                ) from None
+        if threads is not None and threads < 1:
+            raise pytest.UsageError(f"--relubench-threads {threads}: must be >= 1")
         settings = cls(
             profile=None if profile.lower() in NO_PROFILE else profile,
             results=results.resolve(),
             force=bool(force),
             plugins=tuple(plugins),
             blocked=tuple(blocked),
+            threads=threads,
             rerun_args=tuple(rerun),
         )
         config._relubench_settings = settings  # type: ignore[attr-defined]
@@ -324,7 +345,7 @@ class SuiteContext:
         from harness.runner import run_unit
         from harness.store import provenance, runs_schema
 
-        _limit_threads()
+        _limit_threads(self.settings.threads)
         units = plan_units(
             self.suite,
             [cell],
@@ -462,13 +483,17 @@ def _cell_lock(folder: Path, cell_id: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _limit_threads() -> None:
-    """Under xdist, workers share the cores: give torch its share, as the process executor does."""
+def _limit_threads(threads: int | None) -> None:
+    """Set torch's intra-op threads: as asked, else under xdist each worker's share of the
+    cores (as the process executor does), else torch's default."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
-    if workers > 1:
+    if threads is None and workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    if threads is not None:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- items
@@ -565,7 +590,7 @@ class CellItem(_RelubenchItem):
             what = f"{len(bad)} of {cell.trials} trials not ok" if len(bad) else "trials missing"
             parts = [f"{what}: {ctx.suite.name}::{self.name}", header]
             if len(bad):
-                parts.append(f"{len(bad)} of {cell.trials} trials not ok:")
+                parts.append("trials not ok:")
                 table = bad[["trial", "status", "error"]].copy()
                 table["error"] = table["error"].map(_first_line)
                 parts.append(_indent(table.head(TABLE_ROWS).to_string(index=False)))
