@@ -241,7 +241,8 @@ def execute(
         runs = load_results(folder)
         runs = runs[runs["cell_id"].isin({c.cell_id for c in cells})]
         for expectation in parse_expectations(suite.expect, str(suite.path)):
-            report.outcomes.extend(expectation.evaluate(runs))
+            if expectation.applies(suite.profile):  # `profiles = [...]` in an [[expect]] entry
+                report.outcomes.extend(expectation.evaluate(runs))
     report.failed_trials = _failed_in_store(store, cells)
     report.wall_s = time.perf_counter() - started
     hook.relubench_run_end(suite=suite, results_dir=folder, exit_code=report.exit_code)
