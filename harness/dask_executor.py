@@ -18,20 +18,23 @@ Timeouts and crashes use Dask's own machinery, no side channel:
   thread (``worker-saturation = 1.0``), so only the culprit is charged. A unit
   that comes back ``KilledWorker`` is retried once; a second death gives
   ``error`` rows saying the worker died;
-* a unit that runs past its ``timeout_s`` (counted from when the scheduler
-  shows it processing on a worker) is charged ``timeout`` rows, its future is
-  cancelled and its worker process is killed (a nanny restarts it).
+* a unit that runs past its ``timeout_s`` (counted from when its task
+  announces its start on the ``relubench-started`` event topic) is charged
+  ``timeout`` rows, its future is cancelled and its worker process is killed
+  (a nanny restarts it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from harness.executors import default_workers, died_message, timeout_message
+from harness.plugins import get_registry
 from harness.runner import UnitResult, WorkUnit, failed_rows, run_unit
 
 # Scheduler settings of a LocalCluster we start (see the module docstring).
@@ -40,20 +43,47 @@ LOCAL_CONFIG = {
     "distributed.scheduler.worker-saturation": 1.0,
 }
 POLL_S = 0.1
+START_TOPIC = "relubench-started"
 RETRIES_AFTER_DEATH = 1
 
 
-def run_unit_on_worker(unit: WorkUnit) -> UnitResult:
-    """The Dask task: one thread for torch (workers share the cores), then the unit."""
+def run_unit_on_worker(unit: WorkUnit, timed: bool = False) -> UnitResult:
+    """The Dask task: one thread for torch (workers share the cores), then the unit.
+
+    With a timeout, the task announces its start on the ``relubench-started``
+    event topic once plugins are loaded, so a worker's first import of torch and
+    the plugins is not charged to the unit's timeout.
+    """
     import torch
 
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+    if timed:
+        from distributed import get_worker
+
+        get_registry(unit.plugins, unit.blocked)
+        worker = get_worker()
+        worker.log_event(START_TOPIC, {"key": worker.get_current_task(), "worker": worker.address})
     return run_unit(unit)
 
 
-def _exit_worker() -> None:  # runs on the worker's event loop, not in the hung task's thread
+async def _exit_worker() -> None:  # runs on the worker's event loop, not in the hung thread
     os._exit(75)
+
+
+def _kill_worker(client: Any, worker: str) -> None:
+    """Stop the worker process at ``worker`` (its task's thread cannot be interrupted).
+
+    The nanny kills and restarts it, which works even if the stuck task holds the
+    GIL; a worker started without a nanny is asked to exit instead.
+    """
+    try:
+        client.restart_workers([worker], raise_for_error=True)
+    except Exception:
+        try:
+            client.run(_exit_worker, workers=[worker], wait=False)
+        except Exception:  # already gone
+            pass
 
 
 class DaskExecutor:
@@ -86,45 +116,65 @@ class DaskExecutor:
     def _submit(self, unit: WorkUnit) -> Any:
         self._seq += 1
         key = f"relubench-{unit.cell.cell_id}-{unit.trials[0]}-{unit.run_id}-{self._seq}"
-        return self.client.submit(run_unit_on_worker, unit, key=key, pure=False)
+        timed = bool(unit.timeout_s)
+        return self.client.submit(run_unit_on_worker, unit, timed, key=key, pure=False)
 
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
         from distributed import as_completed
 
+        units = list(units)
+        timed = any(u.timeout_s for u in units)
+        started: dict[str, tuple[float, str]] = {}  # key -> (start seen here, worker address)
+
+        def on_start(event: tuple[float, dict[str, str]]) -> None:
+            msg = event[1]
+            # The latest attempt counts: a task whose worker died is started again.
+            started[msg["key"]] = (time.monotonic(), msg["worker"])
+
+        if timed:
+            self.client.subscribe_topic(START_TOPIC, on_start)
         futures: dict[str, tuple[Any, WorkUnit, int]] = {}  # key -> (future, unit, deaths)
-        timed = False
         for unit in units:
             fut = self._submit(unit)
             futures[fut.key] = (fut, unit, 0)
-            timed = timed or bool(unit.timeout_s)
-        seq = as_completed([f for f, _, _ in futures.values()])
-        started: dict[str, tuple[float, str]] = {}  # key -> (first seen processing, worker)
-        last_poll = 0.0
-        while futures:
-            batch = seq.next_batch(block=not timed)
-            for fut in batch:
-                entry = futures.pop(fut.key, None)
-                if entry is None:  # cancelled after its timeout: already charged
-                    continue
-                _, unit, deaths = entry
-                started.pop(fut.key, None)
-                result = self._outcome(fut, unit, deaths, seq, futures)
-                if result is not None:
-                    yield result
-            if timed and time.monotonic() - last_poll >= POLL_S:
-                last_poll = time.monotonic()
-                yield from self._stop_overdue(futures, started)
-            if timed and not batch:
-                time.sleep(POLL_S / 2)
+        # Results are gathered in the background: this loop never blocks on one future, so
+        # timeouts are enforced meanwhile, and a result lost with a dead worker is recomputed.
+        seq = as_completed(
+            [f for f, _, _ in futures.values()], with_results=True, raise_errors=False
+        )
+        try:
+            while futures:
+                if timed:
+                    batch = seq.next_batch(block=False)
+                else:
+                    batch = [next(seq)]
+                for fut, value in batch:
+                    entry = futures.pop(fut.key, None)
+                    if entry is None:  # cancelled after its timeout: already charged
+                        continue
+                    _, unit, deaths = entry
+                    started.pop(fut.key, None)
+                    result = self._outcome(fut, value, unit, deaths, seq, futures)
+                    if result is not None:
+                        yield result
+                if timed:
+                    yield from self._stop_overdue(futures, started)
+                    if not batch:
+                        time.sleep(POLL_S)
+        finally:
+            if timed:
+                self.client.unsubscribe_topic(START_TOPIC)
+            for fut, _, _ in futures.values():
+                fut.cancel()
 
     def _outcome(
-        self, fut: Any, unit: WorkUnit, deaths: int, seq: Any, futures: dict
+        self, fut: Any, value: Any, unit: WorkUnit, deaths: int, seq: Any, futures: dict
     ) -> UnitResult | None:
         from distributed import KilledWorker
 
-        if fut.status == "finished":
-            return fut.result()
-        exc = fut.exception() if fut.status == "error" else None
+        if isinstance(value, UnitResult):
+            return value
+        exc = value[1] if isinstance(value, tuple) and len(value) == 3 else value
         fut.release()
         if isinstance(exc, KilledWorker):
             if deaths < RETRIES_AFTER_DEATH:
@@ -140,25 +190,20 @@ class DaskExecutor:
         self, futures: dict[str, tuple[Any, WorkUnit, int]], started: dict[str, tuple[float, str]]
     ) -> Iterator[UnitResult]:
         now = time.monotonic()
-        for worker, keys in self.client.processing().items():
-            for key in keys:
-                if key in futures and key not in started:
-                    started[key] = (now, worker)
         for key, (since, worker) in list(started.items()):
             fut, unit, _ = futures.get(key, (None, None, 0))
             if fut is None:
                 started.pop(key)
                 continue
-            if unit.timeout_s and now - since >= unit.timeout_s:
+            if unit.timeout_s and now - since >= unit.timeout_s and not fut.done():
                 del futures[key]
                 started.pop(key)
                 yield failed_rows(unit, "timeout", timeout_message(unit))
                 fut.cancel()
-                # The task's thread cannot be interrupted: stop its whole process.
-                try:
-                    self.client.run(_exit_worker, workers=[worker], wait=False)
-                except Exception:  # already gone
-                    pass
+                # In a thread: a restart takes seconds, and other units' results keep coming.
+                threading.Thread(
+                    target=_kill_worker, args=(self.client, worker), daemon=True
+                ).start()
 
     def close(self) -> None:
         self.client.close()
