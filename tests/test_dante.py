@@ -292,3 +292,12 @@ def test_dante_and_backprop_train_teacher_student_families():
             res = solve(cls, params, instance, w0)
             after = model.loss(res.weights, X, y)
             assert (after * 10 < before).all(), (cls.name, model.family, before, after)
+
+
+def test_forward_order_visits_the_input_layer_first():
+    instance, w0 = digits(B=1, n_train=32, n_test=10, hidden="8")
+    rec = Recorder()
+    solve(Dante, {"rounds": 1, "epochs_per_layer": 1, "order": "forward"}, instance, w0, record=rec)
+    first, second = rec.points[1][1], rec.points[2][1]
+    assert not torch.equal(first["W0"], w0["W0"]) and torch.equal(first["W1"], w0["W1"])
+    assert torch.equal(second["W0"], first["W0"]) and not torch.equal(second["W1"], w0["W1"])
