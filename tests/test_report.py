@@ -406,3 +406,23 @@ def test_report_when_every_trial_failed(tmp_path: Path) -> None:
     assert "| altmin / gaussian | 4 | Traceback: boom in solver |" in summary
     assert "Phase-transition boundary" not in summary and "Figures" not in summary
     assert not list(out.rglob("*.png"))
+
+
+def test_trial_quantiles_hold_the_last_value_of_stopped_trials() -> None:
+    from harness.report.figures import trial_quantiles
+
+    # Trial 0 stops at iteration 2 with value 1; trials 1 and 2 run to
+    # iteration 4. At iteration 4 the median over the three trials must use
+    # trial 0's last value, not only the two trials still running.
+    frame = pd.DataFrame(
+        {
+            "trial": [0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2],
+            "iteration": [0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4],
+            "value": [9.0, 5.0, 1.0, 9.0, 8.0, 7.0, 6.0, 5.0, 9.0, 8.5, 8.0, 7.5, 7.0],
+        }
+    )
+    q = trial_quantiles(frame, "value")
+    assert list(q.index) == [0, 1, 2, 3, 4]
+    assert q.loc[4, "median"] == 5.0  # median of {1, 5, 7}; without holding it would be 6
+    assert q.loc[4, "q1"] == 3.0 and q.loc[4, "q3"] == 6.0  # linear quartiles of {1, 5, 7}
+    assert q.loc[1, "median"] == 8.0
