@@ -86,31 +86,43 @@ class Dante(Solver):
         p = self.params
         model = instance.model
         X, y = instance.X, instance.y
-        B, n = X.shape[0], X.shape[1]
+        n = X.shape[1]
         w = {k: v.detach().clone() for k, v in weights.items()}
-        self._state = _State(
-            w=w,
-            active=torch.ones(B, dtype=torch.bool, device=X.device),
-            iterations=torch.zeros(B, dtype=torch.long, device=X.device),
-            updated=torch.zeros(B, dtype=torch.float64, device=X.device),
-            ctx=ctx,
-            n=n,
-        )
-        ctx.record(0, w, weights_updated=self._state.updated.clone())
+        run = _Run(p, self.direction, ctx, w, n, X.device)
+        ctx.record(0, w, weights_updated=run.updated.clone())
         if isinstance(model, MLPModel):
             if p.schedule == "pairs":
-                self._pairs(model, X)
+                run.pairs(model, X)
             else:
-                self._round_robin_mlp(model, X, y)
+                run.round_robin_mlp(model, X, y)
         else:
             if p.schedule == "pairs":
                 raise ValueError("schedule 'pairs' needs an mlp autoencoder")
-            self._round_robin_generic(model, X, y)
-        s = self._state
-        del self._state
-        return SolveResult(s.w, s.iterations, info={"weights_updated": s.updated})
+            run.round_robin_generic(model, X, y)
+        return SolveResult(run.w, run.iterations, info={"weights_updated": run.updated})
 
-    def _round_robin_mlp(self, model: MLPModel, X: torch.Tensor, y: torch.Tensor) -> None:
+
+class _Run:
+    """One DANTE solve: the weights being trained, per-trial activity and counters,
+    and the schedules (Algorithm 2 round-robin, Algorithm 3 pairs) over SNGD visits."""
+
+    def __init__(
+        self,
+        params: DanteParams,
+        direction: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+        ctx: SolveContext,
+        w: Weights,
+        n: int,
+        device: torch.device,
+    ) -> None:
+        B = next(iter(w.values())).shape[0]
+        self.params, self.direction, self.ctx, self.w, self.n = params, direction, ctx, w, n
+        self.active = torch.ones(B, dtype=torch.bool, device=device)
+        self.iterations = torch.zeros(B, dtype=torch.long, device=device)
+        self.updated = torch.zeros(B, dtype=torch.float64, device=device)
+        self.step = 0
+
+    def round_robin_mlp(self, model: MLPModel, X: torch.Tensor, y: torch.Tensor) -> None:
         p = self.params
         layers = list(range(model.n_layers))
         if p.order == "backward":
@@ -119,7 +131,7 @@ class Dante(Solver):
             before = self._full_loss(lambda w: model.loss(w, X, y))
             for l in layers:
                 with torch.no_grad():
-                    H = model.forward(self._state.w, X, 0, l)  # inputs of layer l, fixed meanwhile
+                    H = model.forward(self.w, X, 0, l)  # inputs of layer l, fixed meanwhile
 
                 def loss(
                     w: Weights, Hb: torch.Tensor, Tb: torch.Tensor, l: int = l
@@ -130,7 +142,7 @@ class Dante(Solver):
             if self._converged(before, lambda w: model.loss(w, X, y)):
                 return
 
-    def _pairs(self, model: MLPModel, X: torch.Tensor) -> None:
+    def pairs(self, model: MLPModel, X: torch.Tensor) -> None:
         """Algorithm 3: train (W_q, W_{L-1-q}) as a one-hidden-layer autoencoder of a_q."""
         p = self.params
         L, sizes = model.n_layers, model.sizes
@@ -142,7 +154,7 @@ class Dante(Solver):
         for q in range(L // 2):
             enc, dec = q, L - 1 - q
             with torch.no_grad():
-                A = model.forward(self._state.w, X, 0, q)  # a_q: input and target of the pair
+                A = model.forward(self.w, X, 0, q)  # a_q: input and target of the pair
 
             def pair_loss(w: Weights, A: torch.Tensor = A, enc: int = enc, dec: int = dec):
                 return mse(model.apply_layer(w, dec, model.apply_layer(w, enc, A)), A)
@@ -158,7 +170,7 @@ class Dante(Solver):
                             return mse(model.apply_layer(w, dec, model.apply_layer(w, enc, Hb)), Tb)
                     else:
                         with torch.no_grad():
-                            H = model.apply_layer(self._state.w, enc, A)
+                            H = model.apply_layer(self.w, enc, A)
 
                         def loss(w: Weights, Hb: torch.Tensor, Tb: torch.Tensor, dec=dec):
                             return mse(model.apply_layer(w, dec, Hb), Tb)
@@ -166,9 +178,9 @@ class Dante(Solver):
                     self._sngd(model.layer_names(l), model.layer_size(l), H, A, loss)
                 if self._converged(before, pair_loss):
                     break
-            self._state.active.fill_(True)  # a converged pair does not stop the next one
+            self.active.fill_(True)  # a converged pair does not stop the next one
 
-    def _round_robin_generic(self, model: Any, X: torch.Tensor, y: torch.Tensor) -> None:
+    def round_robin_generic(self, model: Any, X: torch.Tensor, y: torch.Tensor) -> None:
         p = self.params
         shapes = model.param_shapes()
         names = list(shapes)
@@ -189,7 +201,7 @@ class Dante(Solver):
         if self.params.tol <= 0:
             return None
         with torch.no_grad():
-            return fn(self._state.w)
+            return fn(self.w)
 
     def _converged(
         self, before: torch.Tensor | None, fn: Callable[[Weights], torch.Tensor]
@@ -199,47 +211,32 @@ class Dante(Solver):
             return False
         after = self._full_loss(fn)
         assert after is not None
-        s = self._state
-        s.active &= ~((after - before).abs() < self.params.tol)
-        return not bool(s.active.any())
+        self.active &= ~((after - before).abs() < self.params.tol)
+        return not bool(self.active.any())
 
     def _sngd(
         self, group: tuple[str, ...], size: int, H: torch.Tensor, T: torch.Tensor, loss: LossFn
     ) -> None:
         """T epochs of minibatch steps on the weights ``group`` only (Algorithm 1)."""
-        p, s = self.params, self._state
-        w, ctx = s.w, s.ctx
+        p, w, ctx = self.params, self.w, self.ctx
         velocity = [torch.zeros_like(w[k]) for k in group]  # a fresh SNGD run per layer visit
         for _ in range(p.epochs_per_layer):
-            for idx in epoch_batches(ctx.generators, s.n, p.batch_size, H.device):
+            for idx in epoch_batches(ctx.generators, self.n, p.batch_size, H.device):
                 Hb, Tb = gather(H, idx), gather(T, idx)
                 with torch.enable_grad():
                     leaves = [w[k].detach().requires_grad_(True) for k in group]
                     total = loss({**w, **dict(zip(group, leaves))}, Hb, Tb).sum()
                     grads = torch.autograd.grad(total, leaves)
                 step = self.direction(list(grads))
-                on = s.active
+                on = self.active
                 for i, k in enumerate(group):
                     velocity[i] = p.momentum * velocity[i] + step[i] if p.momentum else step[i]
                     w[k] = w[k] - p.lr * expand_like(on, w[k]) * velocity[i]
-                s.iterations += on.long()
-                s.updated += on.double() * size
-                s.step += 1
-                if ctx.wants(s.step):
-                    ctx.record(s.step, w, weights_updated=s.updated.clone())
-
-
-@dataclass
-class _State:
-    """Mutable state of one solve: weights, per-trial activity and counters."""
-
-    w: Weights
-    active: torch.Tensor
-    iterations: torch.Tensor
-    updated: torch.Tensor
-    ctx: SolveContext
-    n: int
-    step: int = 0
+                self.iterations += on.long()
+                self.updated += on.double() * size
+                self.step += 1
+                if ctx.wants(self.step):
+                    ctx.record(self.step, w, weights_updated=self.updated.clone())
 
 
 @dataclass(frozen=True)
