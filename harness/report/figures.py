@@ -306,12 +306,16 @@ def _colors(n: int) -> list:
 # -- final metrics against n ------------------------------------------------------
 
 
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+
+
 def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
     """Each final metric (other than success) against n: mean and interquartile band.
 
-    Against n/d (or n/k) where that size varies within the facet, the axis on
-    which the papers show error curves lining up (Zhang et al. Fig. 2d,
-    Oymak & Asif Fig. 2).
+    One panel per facet (nine to a figure). Against n/d (or n/k) where that
+    size varies within the facet, the axis on which the papers show error
+    curves lining up (Zhang et al. Fig. 2d, Oymak & Asif Fig. 2).
     """
     if not layout.has_n:
         return
@@ -321,37 +325,54 @@ def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
         data = per_trial.dropna(subset=[metric])
         if data.empty:
             continue
-        for facet, part in data.groupby("_facet", sort=True):
-            fig = new_figure()
-            ax = fig.add_subplot()
-            styler = Styler(part, "_series", layout.sizes)
-            norm = styler.sizes[0] if styler.sizes else None
-            part = part.assign(_x=part["_n"] / (part[f"_{norm}"] if norm else 1.0))
-            positive = True
-            for (series, d, k), curve in part.groupby(["_series", "_d", "_k"], dropna=False):
-                stats = curve.groupby("_x")[metric].agg(
-                    mean="mean", q1=lambda v: v.quantile(0.25), q3=lambda v: v.quantile(0.75)
-                )
-                positive &= bool((stats[["mean", "q1"]] > 0).all().all())
-                c, ls = styler.style(series, d, k)
-                label = styler.label(series, d, k) or series
-                ax.plot(stats.index, stats["mean"], marker="o", ms=3, color=c, ls=ls, label=label)
-                ax.fill_between(stats.index, stats["q1"], stats["q3"], color=c, alpha=0.12, lw=0)
-            if positive:
-                log_scale(ax)
-            if geometric(part["_x"]):
-                log_scale(ax, "x")
-            name = metric.removeprefix("metric.")
-            xname = f"n/{norm}" if norm else "n"
-            ax.set_xlabel(xname)
-            ax.set_ylabel(name)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="upper right")
-            ax.set_title(_title(name, facet), fontsize=9)
+        name = metric.removeprefix("metric.")
+        facets = sorted(data["_facet"].unique())
+        chunks = _chunks(facets, 9)
+        for c_i, chunk in enumerate(chunks):
+            ncols = 2 if len(chunk) == 4 else min(len(chunk), 3)
+            nrows = -(-len(chunk) // ncols)
+            fig = new_figure(4.6 * ncols if ncols > 1 else 6.4, 3.6 * nrows if nrows > 1 else 4.2)
+            axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+            xnames = set()
+            for ax, facet in zip(axes, chunk):
+                part = data[data["_facet"] == facet]
+                styler = Styler(part, "_series", layout.sizes)
+                norm = styler.sizes[0] if styler.sizes else None
+                part = part.assign(_x=part["_n"] / (part[f"_{norm}"] if norm else 1.0))
+                positive = True
+                for (series, d, k), curve in part.groupby(["_series", "_d", "_k"], dropna=False):
+                    stats = curve.groupby("_x")[metric].agg(
+                        mean="mean", q1=lambda v: v.quantile(0.25), q3=lambda v: v.quantile(0.75)
+                    )
+                    positive &= bool((stats[["mean", "q1"]] > 0).all().all())
+                    c, ls = styler.style(series, d, k)
+                    label = styler.label(series, d, k) or series
+                    ax.plot(
+                        stats.index, stats["mean"], marker="o", ms=3, color=c, ls=ls, label=label
+                    )  # noqa: E501
+                    ax.fill_between(
+                        stats.index, stats["q1"], stats["q3"], color=c, alpha=0.12, lw=0
+                    )  # noqa: E501
+                if positive:
+                    log_scale(ax)
+                if geometric(part["_x"]):
+                    log_scale(ax, "x")
+                xname = f"n/{norm}" if norm else "n"
+                xnames.add(xname)
+                ax.set_xlabel(xname)
+                ax.set_ylabel(name)
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=7, loc="upper right")
+                ax.set_title(facet or name, fontsize=9)
+            for ax in axes[len(chunk) :]:
+                ax.set_visible(False)
+            xname = " or ".join(sorted(xnames))
+            part_no = f" ({c_i + 1} of {len(chunks)})" if len(chunks) > 1 else ""
             yield Plot(
-                slug(f"{name} vs {xname.replace('/', ' over ')} {facet}"),
-                _title(f"{name} against {xname}", facet),
-                f"Mean {name} over trials (line) and interquartile range (band).",
+                slug(f"{name} vs {xname.replace('/', ' over ')}{part_no}"),
+                f"{name} against {xname}{part_no}",
+                f"Mean {name} over trials (line) and interquartile range (band)"
+                + ("; one panel per facet." if len(facets) > 1 else "."),
                 fig,
             )
 
