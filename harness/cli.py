@@ -252,12 +252,11 @@ def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
 
 
 def _print_summary(out: Console, report) -> None:
-    from harness.store import load_results
+    from harness.api import suite_rows
+    from harness.store import Store
     from harness.summary import summary_frame
 
-    runs = load_results(report.results_dir)
-    if not runs.empty:
-        runs = runs[runs["cell_id"].isin({c.cell_id for c in report.cells})]
+    runs = suite_rows(Store(report.results_dir), report.cells)
     frame = summary_frame(runs, report.cells)
     table = Table(title=escape(f"{report.suite.name}: {report.suite.title}"), show_edge=False)
     for col in frame.columns:

@@ -218,8 +218,15 @@ class Component:
         """A short hash of this class's source (and its module's distribution version).
 
         Part of every cell id, so editing a component invalidates only its own
-        cached results.
+        cached results. Computed once per class and process: the source is read
+        through ``sys.modules``, which a host may later change.
         """
+        if cls not in _VERSIONS:
+            _VERSIONS[cls] = cls._compute_source_version()
+        return _VERSIONS[cls]
+
+    @classmethod
+    def _compute_source_version(cls) -> str:
         h = hashlib.sha256()
         for klass in cls.__mro__:
             if klass in (Component, Problem, Initializer, Solver, Metric, object):
@@ -282,6 +289,7 @@ def _check_bounds(cls: type[Component], key: str, value: Any, meta: Any) -> None
 
 
 _DIST_CACHE: dict[str, str] = {}
+_VERSIONS: dict[type, str] = {}
 
 
 def _distribution_version(module: str) -> str:

@@ -12,6 +12,7 @@ ERROR_METRICS = ("param_error", "rel_error_sq", "test_error", "distance", "test_
 def summary_frame(runs: pd.DataFrame, cells: list[Cell]) -> pd.DataFrame:
     """Trials, ok count, success rate, median error and median time per cell, in suite order.
 
+    ``runs`` holds this suite's rows only (:func:`harness.api.suite_rows`).
     The error column is the first of :data:`ERROR_METRICS` the suite measures.
     """
     metrics = [m.name for m in cells[0].metrics] if cells else []
@@ -22,7 +23,6 @@ def summary_frame(runs: pd.DataFrame, cells: list[Cell]) -> pd.DataFrame:
         g = groups.get(cell.cell_id)
         row = {"cell": cell.label, "trials": 0, "ok": 0}
         if g is not None:
-            g = g[g["trial"] < cell.trials]
             row["trials"] = len(g)
             row["ok"] = int((g["status"] == "ok").sum())
         if "success" in metrics:
