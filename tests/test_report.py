@@ -426,3 +426,13 @@ def test_trial_quantiles_hold_the_last_value_of_stopped_trials() -> None:
     assert q.loc[4, "median"] == 5.0  # median of {1, 5, 7}; without holding it would be 6
     assert q.loc[4, "q1"] == 3.0 and q.loc[4, "q3"] == 6.0  # linear quartiles of {1, 5, 7}
     assert q.loc[1, "median"] == 8.0
+
+
+def test_heatmap_axis_follows_the_swept_grid() -> None:
+    from harness.report.figures import ratio_axis
+
+    d = np.repeat([20, 50, 100], 4)
+    per_d = np.tile([5, 10, 20, 30], 3)
+    assert ratio_axis(per_d * d, d)  # Zhang et al. Fig. 2b: n = ratio x d
+    n = np.tile([50, 100, 150, 200], 3)
+    assert not ratio_axis(n, d)  # Jagatap & Hegde Fig. 1: one n list for every d

@@ -116,6 +116,17 @@ def _fill(x: np.ndarray, y: np.ndarray) -> float:
     return pairs / (len(np.unique(x)) * len(np.unique(y)))
 
 
+def ratio_axis(n: np.ndarray, size: np.ndarray) -> bool:
+    """Whether a heatmap's x-axis should be n/size rather than n: the fuller grid wins.
+
+    A suite that sweeps n = 5d, 10d, ... per d fills an (n/d, d) grid and
+    only a diagonal band of an (n, d) one; a suite sweeping one n list for
+    every d is the other way round. Ties keep n.
+    """
+    n, size = np.asarray(n, float), np.asarray(size, float)
+    return _fill(np.round(n / size, 9), size) > _fill(n, size)
+
+
 def heatmaps(layout: Layout, table: pd.DataFrame, fits: dict[tuple, N50Fit]) -> Iterator[Plot]:
     """Mean success over (n, d), (n, k) or (n/d, d): one map per series and facet.
 
@@ -133,9 +144,8 @@ def heatmaps(layout: Layout, table: pd.DataFrame, fits: dict[tuple, N50Fit]) -> 
         fixed = ", ".join(f"{s}={fmt(v)}" for s, v in zip(other, key[2:]))
         n = part["_n"].to_numpy(float)
         yv = part[f"_{y_size}"].to_numpy(float)
-        ratio = n / yv
-        use_ratio = _fill(np.round(ratio, 9), yv) > _fill(n, yv)
-        xv = np.round(ratio, 9) if use_ratio else n
+        use_ratio = ratio_axis(n, yv)
+        xv = np.round(n / yv, 9) if use_ratio else n
         xs, ys = np.unique(xv), np.unique(yv)
         if len(ys) < 2 or len(xs) < 2:  # one row is a success curve, drawn elsewhere
             continue
