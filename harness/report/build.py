@@ -73,7 +73,8 @@ def exponent_fits(layout: Layout, fits: dict[tuple, N50Fit]) -> list[tuple[dict,
         groups: dict[tuple, list[tuple[float, N50Fit]]] = {}
         for (facet, series, d, k), fit in fits.items():
             sizes = {"d": d, "k": k}
-            groups.setdefault((facet, series, sizes[other]), []).append((sizes[size], fit))
+            if sizes[size] is not None:  # a curve of a problem without this size
+                groups.setdefault((facet, series, sizes[other]), []).append((sizes[size], fit))
         for (facet, series, fixed), items in sorted(groups.items(), key=lambda kv: str(kv[0])):
             if len(items) < 2:
                 continue
