@@ -351,6 +351,12 @@ def test_report_of_a_table_suite_draws_bars_not_curves(tmp_path: Path) -> None:
     df = pd.DataFrame(rows)
     mean = df[(df["problem"] == "digits") & (df["solver"] == "dante")]["metric.test_loss"].mean()
     assert f"{mean:.4g} ±" in summary
+    # Reproducible to the byte (no dates, fixed SVG ids): reports can be committed and diffed.
+    again = build_report(tmp_path, tmp_path / "again", n_boot=10)
+    for name in ["summary.md", "index.html", *(f"figures/{p}" for p in pngs)]:
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+    svg = "figures/bars-test-loss.svg"
+    assert (out / svg).read_bytes() == (again / svg).read_bytes()
 
 
 def test_report_errors_speak_to_the_user(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The report's figures, drawn with matplotlib's object API (no pyplot state, no GUI backend).
 
 Each function takes the :class:`~harness.report.data.Layout` (and the
-aggregate tables computed in :mod:`harness.report.build`) and returns
-``(stem, title, caption, Figure)`` tuples; :func:`save` writes PNG and SVG.
+aggregate tables computed in :mod:`harness.report.build`) and yields
+:class:`Plot` objects (file stem, title, caption, Figure); :func:`save`
+writes PNG and SVG.
 """
 
 from __future__ import annotations
