@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from harness.report import build_report, fit_exponent, fit_n50, wilson_interval
@@ -340,13 +343,27 @@ def test_report_of_a_table_suite_draws_bars_not_curves(tmp_path: Path) -> None:
                         "iterations": 10, "time_s": 0.5,
                     }
                 )  # fmt: skip
+    # The store records the suite file in the Parquet metadata; the report
+    # judges that file's [[expect]] claims on the stored rows.
+    suite = tmp_path / "table.toml"
+    suite.write_text(
+        "[[expect]]\nname = 'dante-accurate'\nwhere = \"solver == 'dante'\"\n"
+        "check = 'mean(test_accuracy) >= 0.5'\nby = ['problem']\n"
+        "[[expect]]\nname = 'impossible'\ncheck = 'min(test_loss) > 1'\n"
+    )
+    table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+    meta = {**table.schema.metadata, b"relubench": json.dumps({"suite_file": str(suite)}).encode()}
     (tmp_path / "runs").mkdir()
-    pd.DataFrame(rows).to_parquet(tmp_path / "runs" / "p.parquet")
+    pq.write_table(table.replace_schema_metadata(meta), tmp_path / "runs" / "p.parquet")
     out = build_report(tmp_path, tmp_path / "out", n_boot=10)
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert pngs == ["bars-test-accuracy.png", "bars-test-loss.png"]
     summary = (out / "summary.md").read_text()
     assert "Phase-transition boundary" not in summary
+    assert "2 of 3 held" in summary
+    assert "| held | dante-accurate | problem=digits |" in summary
+    min_loss = min(r["metric.test_loss"] for r in rows)
+    assert f"| FAILED | impossible |  | {min_loss:.4g} | 16 |" in summary
     # The final-metrics table reports each cell's mean over its 4 trials.
     df = pd.DataFrame(rows)
     mean = df[(df["problem"] == "digits") & (df["solver"] == "dante")]["metric.test_loss"].mean()

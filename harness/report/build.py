@@ -131,7 +131,9 @@ def build_report(
 
     r = layout.runs
     doc = Document(f"relubench report: {layout.suite}")
+    meta = file_metadata(results_dir)
     _overview(doc, layout, results_dir)
+    _expectations_section(doc, runs, meta)
 
     table = success_table(layout) if layout.has_success else None
     fits = boundary_fits(layout, table, n_boot=n_boot, seed=seed) if table is not None else {}
@@ -163,7 +165,7 @@ def build_report(
         doc.image(plot.title, f"figures/{png}", f"figures/{svg}", plot.caption)
 
     _metrics_section(doc, layout, per_trial)
-    _environment(doc, results_dir)
+    _environment(doc, meta)
     _write_tables(out_dir, table, fits, exponents)
     (out_dir / "summary.md").write_text(doc.markdown(), encoding="utf-8")
     (out_dir / "index.html").write_text(doc.html(out_dir), encoding="utf-8")
@@ -209,11 +211,59 @@ def _overview(doc: Document, layout: Layout, results_dir: Path) -> None:
     )
 
 
-def _environment(doc: Document, results_dir: Path) -> None:
-    meta = file_metadata(results_dir)
+def _expectations_section(doc: Document, runs: pd.DataFrame, meta: dict[str, str]) -> None:
+    """The suite's ``[[expect]]`` claims, judged on the stored rows.
+
+    The suite file is the one the store recorded; a report made elsewhere
+    (the file moved, or results copied from another machine) says so and
+    goes on.
+    """
+    suite_file = meta.get("relubench.suite_file")
+    if not suite_file or suite_file == "null":
+        return
+    doc.h(1, "Expectations")
+    path = Path(suite_file)
+    if not path.is_file():
+        doc.p(f"Suite file {suite_file} not found from here: expectations not evaluated.")
+        return
+    import tomllib
+
+    from harness.expect import parse_expectations
+
+    profile = meta.get("relubench.profile")
+    profile = None if profile in (None, "null") else profile
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("expect", [])
+        expectations = parse_expectations(entries, str(path))
+    except (InputError, tomllib.TOMLDecodeError, OSError) as exc:
+        doc.p(f"Expectations of {suite_file} could not be read: {exc}")
+        return
+    rows = []
+    for e in expectations:
+        if not e.applies(profile):
+            continue
+        for o in e.evaluate(runs):
+            group = " ".join(f"{k}={fmt(v)}" for k, v in o.group.items())
+            value = o.value if not isinstance(o.value, float) else f"{o.value:.4g}"
+            rows.append([
+                "held" if o.held else "FAILED", e.label, group,
+                "" if value is None else str(value), str(len(o.rows)),
+            ])  # fmt: skip
+    if not rows:
+        doc.p(f"{suite_file} states no expectation for this profile.")
+        return
+    held = sum(r[0] == "held" for r in rows)
+    doc.p(
+        f"The claims of {suite_file} (profile {profile or 'default'}) on all stored rows: "
+        f"{held} of {len(rows)} held."
+    )
+    doc.table(["verdict", "claim", "group", "measured", "rows"], rows)
+
+
+def _environment(doc: Document, meta: dict[str, str]) -> None:
     if meta:
         doc.h(1, "Environment")
-        doc.p("As recorded by the store in the Parquet metadata of the first runs part file.")
+        doc.p("As recorded by the store in the Parquet metadata of the newest runs part file.")
         doc.table(["key", "value"], [[k, str(v)[:160]] for k, v in sorted(meta.items())][:40])
 
 

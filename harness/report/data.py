@@ -96,13 +96,14 @@ def load_traces(results_dir: Path) -> pd.DataFrame | None:
 
 
 def file_metadata(results_dir: Path) -> dict[str, str]:
-    """Key/value metadata the store wrote into the first runs part file (environment)."""
+    """Key/value metadata the store wrote into the newest runs part file (environment)."""
     import pyarrow.parquet as pq
 
-    files = sorted((results_dir / "runs").rglob("*.parquet"))
+    files = list((results_dir / "runs").rglob("*.parquet"))
     if not files:
         return {}
-    meta = pq.read_schema(files[0]).metadata or {}
+    newest = max(files, key=lambda f: (f.stat().st_mtime, f.name))
+    meta = pq.read_schema(newest).metadata or {}
     out: dict[str, str] = {}
     for k, v in meta.items():
         key = k.decode(errors="replace")
