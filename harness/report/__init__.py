@@ -5,8 +5,10 @@
 (default ``RESULTS_DIR/report``):
 
 * ``figures/*.png`` and ``figures/*.svg``;
-* ``summary.md``: overview, trial status, phase-transition boundaries, the
-  figures, final metrics, environment;
+* ``summary.md``: overview, trial status, the suite's ``[[expect]]`` claims
+  judged on the stored rows (when the suite file the store recorded is
+  found), phase-transition boundaries, the figures, final metrics,
+  environment;
 * ``index.html``: the same, self-contained (PNGs embedded as data URIs, CSS
   inline, no remote URL), so it opens offline;
 * ``success.csv``, ``boundaries.csv``, ``exponents.csv``: the tables behind it.
