@@ -299,21 +299,58 @@ def _finish(
                 None if x is None or (isinstance(x, float) and math.isnan(x)) else x
             )
     if trace_metrics:
-        # Final point of each trial's curve, at its own iteration count.
-        for j, i in enumerate(index):
-            for m in trace_metrics:
-                v = rows[i].get(f"metric.{m.name}")
-                if v is not None:
-                    traces.append(
-                        {
-                            "cell_id": cell.cell_id,
-                            "trial": unit.trials[i],
-                            "iteration": int(iterations[j]),
-                            "time_s": per_trial_time * len(index),
-                            "metric": m.name,
-                            "value": float(v),
-                        }
-                    )
+        _final_trace_points(
+            traces,
+            rows,
+            index,
+            iterations,
+            per_trial_time * len(index),
+            result,
+            cell,
+            unit,
+            trace_metrics,
+        )
+
+
+def _final_trace_points(
+    traces: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    index: list[int],
+    iterations: list[int],
+    elapsed: float,
+    result: SolveResult,
+    cell: Cell,
+    unit: WorkUnit,
+    trace_metrics: list[Metric],
+) -> None:
+    """Close each trial's curves at its own final iteration, unless the solver recorded it.
+
+    Series the solver reports itself (e.g. ``weights_updated``) get a final
+    point too when the solver returns their final value in ``SolveResult.info``.
+    """
+    last: dict[tuple[int, str], int] = {}
+    for r in traces:
+        key = (r["trial"], r["metric"])
+        last[key] = max(last.get(key, -1), r["iteration"])
+    own = {r["metric"] for r in traces} - {m.name for m in trace_metrics}
+    for j, i in enumerate(index):
+        trial, final = unit.trials[i], int(iterations[j])
+        values = {m.name: rows[i].get(f"metric.{m.name}") for m in trace_metrics}
+        for name in own & set(result.info):
+            values[name] = float(result.info[name].reshape(-1)[j])
+        for name, v in values.items():
+            if v is None or last.get((trial, name), -1) >= final:
+                continue
+            traces.append(
+                {
+                    "cell_id": cell.cell_id,
+                    "trial": trial,
+                    "iteration": final,
+                    "time_s": elapsed,
+                    "metric": name,
+                    "value": float(v),
+                }
+            )
 
 
 def _record(

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from harness import load_results
 from harness.api import execute, prepare
@@ -354,3 +355,55 @@ def test_show_prints_doc_and_parameters(capsys):
     assert main(["show", "solver", "altmin"]) == 0
     out = capsys.readouterr().out
     assert "Algorithm 1" in out and "max_iter" in out and "100" in out
+
+
+TRACED = """
+[suite]
+name = "traced"
+trials = 2
+
+[[problems]]
+name = "one_hidden"
+d = 5
+k = 2
+n = 80
+
+[[initializers]]
+name = "gaussian"
+scale = 0.3
+
+[[solvers]]
+name = "gd"
+max_iter = 40
+
+[metrics]
+names = ["param_error"]
+trace = ["train_loss"]
+trace_every = TRACE_EVERY
+"""
+
+
+@pytest.mark.parametrize("every", ['"all"', "7", '"log"'])
+def test_traces_follow_the_schedule_and_end_at_the_final_value(write_suite, tmp_path, every):
+    from harness.store import load_traces
+
+    path = write_suite(TRACED.replace("TRACE_EVERY", every))
+    report = execute(path, executor="serial", results=tmp_path)
+    runs = load_results(report.results_dir).set_index("trial")
+    traces = load_traces(report.results_dir)
+    assert set(traces["metric"]) == {"train_loss"}
+    for trial, curve in traces.groupby("trial"):
+        its = curve["iteration"].tolist()
+        assert its == sorted(set(its)), "one point per iteration, in order"
+        final = runs.loc[trial]
+        assert its[-1] == final["iterations"] == 40
+        assert curve["value"].iloc[-1] == pytest.approx(final["metric.train_loss"], rel=1e-12)
+        recorded = its[:-1]  # the last point is the final iterate the runner adds
+        if every == '"all"':
+            assert its == list(range(1, 41))
+        elif every == "7":
+            assert recorded == [7, 14, 21, 28, 35]
+        else:
+            assert its[:10] == list(range(1, 11)) and len(its) < 25
+        # Training loss falls along the curve (the trace is of the iterates, not a constant).
+        assert curve["value"].iloc[-1] < curve["value"].iloc[0]
