@@ -11,6 +11,7 @@ trial sees the same data (and initial weights) whichever solver runs it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -310,10 +311,19 @@ def load_suite(
     profiles = doc.get("profiles", {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise InputError(f"{src}: key 'profiles': each profile must be a table [profiles.NAME]")
+    if profile is not None and profile not in profiles:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise InputError(f"{src}: unknown profile {profile!r}; profiles in this suite: {known}")
+    # A typo in a profile fails on every load, not only on the day the profile is used.
+    for other in sorted(set(profiles) - {profile}):
+        trial_doc = copy.deepcopy(doc)
+        for p, value in _flatten(profiles[other]):
+            _apply_override(trial_doc, p, value, f"{src} [profiles.{other}]", registry)
+        try:
+            _validate(trial_doc, path, registry, other, tuple(profiles))
+        except InputError as exc:
+            raise InputError(f"{exc} (with [profiles.{other}] applied)") from None
     if profile is not None:
-        if profile not in profiles:
-            known = ", ".join(sorted(profiles)) or "none"
-            raise InputError(f"{src}: unknown profile {profile!r}; profiles in this suite: {known}")
         for p, value in _flatten(profiles[profile]):
             _apply_override(doc, p, value, f"{src} [profiles.{profile}]", registry)
     for text in overrides:
