@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pluggy
+
 from harness.errors import InputError
 from harness.executors import EXECUTORS, default_workers, make_executor
 from harness.plugins import Registry, get_registry
@@ -52,7 +54,10 @@ def prepare(
     blocked: Sequence[str] = (),
 ) -> tuple[Registry, Suite, list[Cell], list[Dropped]]:
     """Load and expand a suite (no side effects): what ``--dry-run`` shows."""
-    registry = get_registry(tuple(plugins), tuple(blocked))
+    try:
+        registry = get_registry(tuple(plugins), tuple(blocked))
+    except pluggy.PluginValidationError as exc:  # e.g. a misspelt hook name in a --plugin file
+        raise InputError(f"--plugin: {exc}") from None
     suite = load_suite(path, registry, profile=profile, overrides=tuple(overrides))
     cells, dropped = suite.expand(registry)
     return registry, suite, cells, dropped
