@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from harness import SolveContext
+from harness import SolveContext, load_results
 from plugins.common.mlp import Glorot, MLPModel
 from plugins.common.models import OneHiddenModel, TwoHiddenModel
 from plugins.dante.backprop import Backprop, UpdateRule
@@ -301,3 +302,31 @@ def test_forward_order_visits_the_input_layer_first():
     first, second = rec.points[1][1], rec.points[2][1]
     assert not torch.equal(first["W0"], w0["W0"]) and torch.equal(first["W1"], w0["W1"])
     assert torch.equal(second["W0"], first["W0"]) and not torch.equal(second["W1"], w0["W1"])
+
+
+# --------------------------------------------------------------------------- the suite
+
+
+def test_dante_small_smoke_profile_runs_with_equal_budgets(tmp_path):
+    import pandas as pd
+
+    from harness.api import execute
+
+    suite = Path(__file__).resolve().parents[1] / "suites" / "dante-small.toml"
+    report = execute(suite, profile="smoke", executor="serial", results=tmp_path)
+    assert report.failed_trials == 0 and report.trials_run == 8
+    outcomes = [o for o in report.outcomes if o.expectation.applies("smoke")]
+    assert outcomes and all(o.held for o in outcomes), [o.describe() for o in outcomes]
+    runs = load_results(report.results_dir)
+    assert set(runs["solver"]) == {"dante", "backprop"}
+    assert set(runs["problem"]) == {"digits", "mnist5k"}
+    # rounds * T = epochs: both methods update the same number of weights (the paper's unit).
+    budget = runs.groupby(["problem", "solver"])["metric.weights_updated"].agg(["min", "max"])
+    for problem in ("digits", "mnist5k"):
+        assert budget.loc[problem].to_numpy().min() == budget.loc[problem].to_numpy().max()
+    # Traces carry the paper's x-axis; the final count is what the solver reports.
+    traces = pd.read_parquet(report.results_dir / "traces")
+    updated = traces[traces["metric"] == "weights_updated"]
+    last = updated.groupby(["cell_id", "trial"])["value"].max().reset_index()
+    merged = last.merge(runs, on=["cell_id", "trial"])
+    assert (merged["value"] == merged["metric.weights_updated"]).all()
