@@ -192,7 +192,7 @@ class DaskExecutor:
         now = time.monotonic()
         for key, (since, worker) in list(started.items()):
             fut, unit, _ = futures.get(key, (None, None, 0))
-            if fut is None:
+            if fut is None or fut.done():  # a recomputed result announces a new start
                 started.pop(key)
                 continue
             if unit.timeout_s and now - since >= unit.timeout_s and not fut.done():
