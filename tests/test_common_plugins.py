@@ -98,3 +98,16 @@ def test_a_singular_least_squares_trial_does_not_disturb_the_others():
     err = relative_error(inst, res.weights)
     assert torch.isfinite(res.weights["W"]).all()
     assert err[1:].max() < 1e-8
+
+
+def test_test_error_is_the_test_mse_for_teachers():
+    from plugins.common.metrics import TestError, TestLoss
+
+    inst = OneHidden(OneHiddenParams(d=6, k=2, n=20, n_test=50)).sample(gens(2), torch.float64)
+    W = {"W": torch.zeros(2, 6, 2, dtype=torch.float64)}
+    mse = inst.y_test.pow(2).mean(1)  # the zero network predicts 0
+    assert torch.allclose(TestError().compute(inst, W, None), mse)
+    assert torch.allclose(TestError().compute(inst, W, None), 2 * TestLoss().compute(inst, W, None))
+    assert torch.allclose(
+        TestError().compute(inst, inst.truth, None), torch.zeros(2, dtype=torch.float64)
+    )

@@ -13,10 +13,11 @@ import torch
 
 from harness import InputError, SolveContext
 from harness.components import ParameterError
+from plugins.common.metrics import TestError
 from plugins.common.mlp import Glorot, MLPModel, generalized_relu, parse_hidden
 from plugins.dante.dante import Dante
 from plugins.datasets.loaders import read_idx
-from plugins.datasets.metrics import SvmProbe, TestAccuracy, TestError
+from plugins.datasets.metrics import SvmProbe, TestAccuracy
 from plugins.datasets.problems import Csv, Diabetes, Digits, Mnist5k, MnistIdx
 
 DT = torch.float64

@@ -5,7 +5,7 @@ Shared math (models, Hungarian matching, Gaussian closed forms) lives here once.
 
 from harness import hookimpl
 from plugins.common.initializers import Gaussian, Perturbed, Zero
-from plugins.common.metrics import ParamError, Success, TestLoss, TrainLoss
+from plugins.common.metrics import ParamError, Success, TestError, TestLoss, TrainLoss
 from plugins.common.problems import OneHidden, SingleNeuron
 
 
@@ -21,4 +21,4 @@ def relubench_initializers():
 
 @hookimpl
 def relubench_metrics():
-    return [ParamError, Success, TrainLoss, TestLoss]
+    return [ParamError, Success, TrainLoss, TestLoss, TestError]

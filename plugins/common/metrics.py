@@ -87,3 +87,29 @@ class TestLoss(Metric):
         self, instance: Instance, weights: Weights, result: SolveResult | None
     ) -> torch.Tensor:
         return instance.model.loss(weights, instance.X_test, instance.y_test)
+
+
+class TestError(Metric):
+    """Error on the held-out test set: for class labels (``extras['labels_test']``) the
+    misclassification rate; otherwise the mean squared error over test samples and output
+    units, in the (scaled) target units the model was trained on (Sinha et al. Table 3;
+    Li & Yuan Fig. 7a). Not defined for autoencoders or problems without a test split."""
+
+    __test__ = False  # not a pytest class, despite the name
+    name = "test_error"
+
+    def applies(self, instance: Instance) -> bool:
+        return instance.X_test is not None and not instance.extras.get("autoencoder", False)
+
+    def compute(
+        self, instance: Instance, weights: Weights, result: SolveResult | None
+    ) -> torch.Tensor:
+        with torch.no_grad():
+            out = instance.model.forward(weights, instance.X_test)
+        labels = instance.extras.get("labels_test")
+        if labels is not None:
+            wrong = (out.argmax(-1) != labels).to(out.dtype).mean(1)
+            finite = torch.isfinite(out.reshape(out.shape[0], -1)).all(1)
+            return torch.where(finite, wrong, torch.full_like(wrong, float("nan")))
+        r = out - instance.y_test.reshape(out.shape)
+        return r.pow(2).reshape(r.shape[0], -1).mean(1)

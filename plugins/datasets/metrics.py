@@ -1,4 +1,7 @@
-"""Metrics of the dataset problems: test accuracy, regression test error, SVM probe (Table 4)."""
+"""Metrics of the dataset problems: test accuracy and the SVM probe (Table 4).
+
+The test error of regression problems is the shared ``test_error`` of plugins/common.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from harness import Instance, Metric, SolveResult, Weights, param
-from plugins.common.mlp import MLPModel, mse
+from plugins.common.mlp import MLPModel
 
 
 def _is_autoencoder(instance: Instance) -> bool:
@@ -41,29 +44,6 @@ class TestAccuracy(Metric):
         # A diverged trial has no prediction, not a lucky argmax over NaNs.
         finite = torch.isfinite(out.reshape(out.shape[0], -1)).all(1)
         return torch.where(finite, acc, torch.full_like(acc, math.nan))
-
-
-class TestError(Metric):
-    """Regression test error: mean squared error over test samples (Sinha et al. Table 3),
-    in the scaled target units the network was trained on."""
-
-    __test__ = False
-    name = "test_error"
-    families = ("mlp",)
-
-    def applies(self, instance: Instance) -> bool:
-        return (
-            instance.X_test is not None
-            and instance.extras.get("task") == "regression"
-            and not _is_autoencoder(instance)
-        )
-
-    def compute(
-        self, instance: Instance, weights: Weights, result: SolveResult | None
-    ) -> torch.Tensor:
-        assert instance.X_test is not None and instance.y_test is not None
-        with torch.no_grad():
-            return mse(instance.model.forward(weights, instance.X_test), instance.y_test)
 
 
 @dataclass(frozen=True)
@@ -139,4 +119,4 @@ class SvmProbe(Metric):
         return torch.tensor(scores, dtype=torch.float64)
 
 
-METRICS = [TestAccuracy, TestError, SvmProbe]
+METRICS = [TestAccuracy, SvmProbe]
