@@ -35,8 +35,9 @@ class TensorInit(Initializer):
     (beta, Jennrich) draws are tried, keeping the one whose components best fit
     M4(V, V, V, V), since a single draw fails when some beta^T u_i is near 0.
 
-    Inputs are standardized by their empirical scale first, so N(0, 1/n) inputs
-    (Jagatap & Hegde) work as well as N(0, I) (Zhang et al.). ``fresh_samples``
+    Inputs are standardized first (by the teacher's ``input_std`` when it gives one,
+    else their empirical scale), so N(0, 1/n) inputs (Jagatap & Hegde) work as well
+    as N(0, I) (Zhang et al.). ``fresh_samples``
     splits the training set into three disjoint parts for M2, M4 and M1, the
     sample splitting of Zhong et al.'s analysis.
     """
@@ -64,7 +65,12 @@ class TensorInit(Initializer):
         if self.params.mode == "full" and self.params.fresh_samples and n < 3:
             raise ValueError("tensor init with fresh_samples needs n >= 3 samples")
         # Zhong's moments assume x ~ N(0, I); with x = s g, y = sum relu((s w)^T g).
-        scale = X.pow(2).mean(dim=(1, 2)).sqrt()  # (B,)
+        # The teacher's input scale when it says so, else the empirical one.
+        if isinstance(instance.extras.get("input_std"), (int, float)):
+            scale = torch.full((X.shape[0],), float(instance.extras["input_std"]), dtype=dtype)
+        else:
+            scale = X.pow(2).mean(dim=(1, 2)).sqrt()  # (B,)
+        scale = scale.to(X.device)
         Xs = X / scale[:, None, None]
 
         parts = [slice(0, n)] * 3
