@@ -50,7 +50,9 @@ class TensorInit(Initializer):
         mode: Literal["span", "full"] = param(
             "span", "span: orthonormal basis of span(W*); full: Zhong et al.'s whole method"
         )
-        fresh_samples: bool = param(False, "use disjoint thirds of the samples for M2, M4, M1")
+        fresh_samples: bool = param(
+            False, "full mode: use disjoint thirds of the samples for M2, M4 and M1"
+        )
         draws: int = param(
             8, "full mode: random contractions of M4 tried; the best fit of M4 is kept", min=1
         )
@@ -74,7 +76,7 @@ class TensorInit(Initializer):
         Xs = X / scale[:, None, None]
 
         parts = [slice(0, n)] * 3
-        if self.params.fresh_samples:
+        if self.params.fresh_samples and self.params.mode == "full":  # span uses M2 only
             cuts = [0, n // 3, 2 * n // 3, n]
             parts = [slice(cuts[i], cuts[i + 1]) for i in range(3)]
         s2, s4, s1 = parts
