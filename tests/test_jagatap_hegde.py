@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from harness import Instance, SolveContext
+from harness import Instance, SolveContext, load_results
+from harness.api import execute
 from plugins.common.initializers import Perturbed
 from plugins.common.metrics import relative_error
 from plugins.common.models import relu
@@ -220,3 +222,15 @@ def test_altmin_nan_trial_leaves_the_others_alone():
             torch.testing.assert_close(dirty[1:], clean[1:])
         # with n < dk every solve takes the minimum-norm fallback, whose iterates
         # amplify last-bit differences of batched matmuls: only finiteness is asked
+
+
+def test_jagatap_small_smoke_profile_runs_and_its_claims_hold(tmp_path):
+    suite = Path(__file__).resolve().parents[1] / "suites" / "jagatap-small.toml"
+    report = execute(suite, profile="smoke", executor="serial", results=tmp_path)
+    # 9 compatible cells x 4 trials: altmin on 2 dense + 6 skip cells, altmin2 on 1
+    assert report.failed_trials == 0 and report.trials_run == 36
+    outcomes = [o for o in report.outcomes if o.expectation.applies("smoke")]
+    assert len(outcomes) >= 4 and all(o.held for o in outcomes), [o.describe() for o in outcomes]
+    runs = load_results(report.results_dir)
+    assert set(runs["problem"]) == {"one_hidden", "skip_one_hidden", "two_hidden"}
+    assert set(runs.loc[runs["problem"] == "two_hidden", "solver"]) == {"altmin2"}

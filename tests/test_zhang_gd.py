@@ -1,10 +1,13 @@
-"""Zhang et al. gradient descent: the fresh-minibatch option (batch_size)."""
+"""Zhang et al. gradient descent: fresh minibatches (batch_size) and the zhang-small suite."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from harness import SolveContext
+from harness import SolveContext, load_results
+from harness.api import execute
 from plugins.common.initializers import Perturbed
 from plugins.common.metrics import relative_error
 from plugins.common.models import OneHiddenModel
@@ -65,3 +68,14 @@ def test_minibatch_gd_still_recovers_a_noiseless_teacher():
     # noiseless and realizable: every minibatch gradient vanishes at W*, so the
     # stochastic steps converge to it like the full-batch ones
     assert relative_error(inst, res.weights).max() < 1e-6
+
+
+def test_zhang_small_smoke_profile_runs_and_its_claims_hold(tmp_path):
+    suite = Path(__file__).resolve().parents[1] / "suites" / "zhang-small.toml"
+    report = execute(suite, profile="smoke", executor="serial", results=tmp_path)
+    assert report.failed_trials == 0 and report.trials_run == 32
+    outcomes = [o for o in report.outcomes if o.expectation.applies("smoke")]
+    assert len(outcomes) >= 2 and all(o.held for o in outcomes), [o.describe() for o in outcomes]
+    runs = load_results(report.results_dir)
+    assert set(runs["solver.batch_size"]) == {0, 500}
+    assert set(runs["initializer"]) == {"tensor", "gaussian"}
