@@ -27,9 +27,11 @@ class AltMin2(Solver):
     problems in turn: W1 from C = [C_1 ... C_k] with
     C_q = sum_r W2[q, r] diag(p2_r) diag(p1_q) X (lines 5-8), then W2 from
     B = [B_1 ... B_ko] with B_r = diag(p2_r) [diag(p1_1) X w1_1 ... diag(p1_k) X w1_k]
-    using the new W1 and the old patterns (lines 9-12). A trial stops when the
-    relative change of (W1, W2) falls below ``tol`` or after ``max_iter``
-    iterations. Batched over trials.
+    using the new W1 and the old patterns (lines 9-12). A unit active on no sample
+    leaves its columns of C or B all zero, so the least squares says nothing about
+    it: it keeps its previous weights (the minimum-norm value 0 would kill it for
+    good). A trial stops when the relative change of (W1, W2) falls below ``tol``
+    or after ``max_iter`` iterations. Batched over trials.
     """
 
     name = "altmin2"
