@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from harness import Model, Weights
+from plugins.common.linalg import bmm
 from plugins.common.matching import match_columns, permute_columns
 
 
@@ -39,12 +40,13 @@ class OneHiddenModel(Model):
         return {"W": (self.d, self.k)}
 
     def forward(self, weights: Weights, X: torch.Tensor) -> torch.Tensor:
-        return relu(X @ weights["W"]).sum(-1)  # (B, n, d) @ (B, d, k) -> (B, n)
+        # bmm: a trial's outputs must not depend on the batch size (see linalg.bmm)
+        return relu(bmm(X, weights["W"])).sum(-1)  # (B, n, d) @ (B, d, k) -> (B, n)
 
     def grad(self, weights: Weights, X: torch.Tensor, y: torch.Tensor) -> Weights:
         """Analytic gradient of loss (1.2), Zhang et al. eq. (3.2):
         grad_j = (1/N) sum_i (sum_l relu(w_l^T x_i) - y_i) 1{w_j^T x_i >= 0} x_i."""
-        Z = X @ weights["W"]  # (B, n, k)
+        Z = bmm(X, weights["W"])  # (B, n, k)
         r = relu(Z).sum(-1) - y  # (B, n)
         mask = (Z >= 0).to(X.dtype) * r.unsqueeze(-1)  # (B, n, k)
         return {"W": X.transpose(1, 2) @ mask / X.shape[1]}
@@ -94,7 +96,7 @@ class SkipModel(Model):
         return weights["W"] + self.identity_part(weights["W"].dtype)
 
     def forward(self, weights: Weights, X: torch.Tensor) -> torch.Tensor:
-        return relu(X @ self.effective(weights)).sum(-1)
+        return relu(bmm(X, self.effective(weights))).sum(-1)
 
     def recovery_view(self, weights: Weights) -> Weights:
         """Recovery is measured on the effective weights W + I_S (Jagatap & Hegde Fig. 3b)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
+from plugins.common.linalg import MaskedLeastSquares, bmm
 
 
 def batched_least_squares(A: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -20,7 +21,12 @@ def batched_least_squares(A: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r = A.transpose(1, 2) @ y.unsqueeze(-1)  # (B, m, 1)
     L, info = torch.linalg.cholesky_ex(G)
     x = torch.cholesky_solve(r, L).squeeze(-1)
-    bad = (info != 0) | ~torch.isfinite(x).all(-1)
+    # A numerically singular G can still factor, with tiny pivots whose rounding (which
+    # differs with the batch's blocking) blows up into an arbitrary x: treat a Gram
+    # condition number past 1e10 (pivot ratio 1e-5) as singular too.
+    pivots = torch.diagonal(L, dim1=1, dim2=2).abs()
+    ill = pivots.amin(1) <= 1e-5 * pivots.amax(1)
+    bad = (info != 0) | ill | ~torch.isfinite(x).all(-1)
     # LAPACK aborts the whole call on a NaN input: trials with non-finite data stay NaN.
     finite = torch.isfinite(A).flatten(1).all(1) & torch.isfinite(y).all(1)
     if (bad & finite).any():
@@ -65,28 +71,112 @@ class AltMin(Solver):
         W = weights["W"] + offset  # (B, d, k), a fresh tensor
         Bn, n, d = X.shape
         k = W.shape[2]
+        T, tol = self.params.max_iter, self.params.tol
         iterations = torch.zeros(Bn, dtype=torch.long)
-        active = torch.arange(Bn)
+        active = torch.arange(Bn, device=X.device)
+        ls = MaskedLeastSquares(X, y)
+        # Iterates only depend on the pattern (W_t = LS(P_t)), so a pattern seen before
+        # at s < t-1 starts a cycle of length t - s that lasts to max_iter: jump to the
+        # iterate the trial would end on. Exact, so only skipped when a trace must
+        # show every iteration.
+        jump = not any(ctx.wants(t) for t in range(1, T + 1))
+        jump = jump and PatternHistory.fits(Bn, T, n * k, d * k)
+        cycles = PatternHistory(Bn, T, n * k, (d, k), W) if jump else None
         prev_P: torch.Tensor | None = None
-        for t in range(1, self.params.max_iter + 1):
-            Xa, Wa = X[active], W[active]
-            P = (Xa @ Wa >= 0).to(X.dtype)  # (b, n, k) line 3
+        Xa, Wa = X, W.clone()  # the active trials' data, re-indexed only when trials stop
+        for t in range(1, T + 1):
+            P = bmm(Xa, Wa) >= 0  # (b, n, k) line 3
             if prev_P is not None:
+                # Same pattern as last time: the least squares would return W again.
                 repeated = (prev_P == P).flatten(1).all(1)
-            else:
-                repeated = torch.zeros(len(active), dtype=torch.bool)
-            # line 4: B = [diag(p_1) X ... diag(p_k) X], columns unit-major: index q*d + j
-            Bmat = (P.unsqueeze(-1) * Xa.unsqueeze(-2)).reshape(len(active), n, k * d)
-            vecW = batched_least_squares(Bmat, y[active])  # line 5
-            W_new = vecW.reshape(len(active), k, d).transpose(1, 2)  # line 6
+                if bool(repeated.any()):
+                    iterations[active[repeated]] = t - 1
+                    keep = ~repeated
+                    active, P, Wa, Xa = active[keep], P[keep], Wa[keep], Xa[keep]
+                    ls.keep(keep)
+                    if len(active) == 0:
+                        break
+            # lines 4-6: vec(W) = argmin ||[diag(p_1) X ... diag(p_k) X] vec(W) - y||
+            W_new = ls.solve(P)
+            if cycles is not None:
+                W_new = cycles.substitute(t, active, P, W_new)
             change = (W_new - Wa).flatten(1).norm(dim=1)
-            small = change <= self.params.tol * Wa.flatten(1).norm(dim=1)
-            W[active] = torch.where(repeated.reshape(-1, 1, 1), Wa, W_new)
-            iterations[active] = torch.where(repeated, iterations[active], t)
+            small = change <= tol * Wa.flatten(1).norm(dim=1)
+            W[active] = W_new
+            iterations[active] = t
             if ctx.wants(t):
                 ctx.record(t, {"W": W - offset})
-            keep = ~(repeated | small | ~torch.isfinite(change))
-            active, prev_P = active[keep], P[keep]
-            if len(active) == 0:
-                break
+            stop = small | ~torch.isfinite(change)
+            if cycles is not None:
+                stop = stop | cycles.finish(t, active, ~stop, W, iterations)
+            Wa, prev_P = W_new, P
+            if bool(stop.any()):
+                keep = ~stop
+                active, Wa, prev_P, Xa = active[keep], Wa[keep], P[keep], Xa[keep]
+                ls.keep(keep)
+                if len(active) == 0:
+                    break
         return SolveResult({"W": W - offset}, iterations)
+
+
+class PatternHistory:
+    """Activation patterns and iterates of each trial, to detect AltMin cycles.
+
+    Patterns are matched by a 64-bit hash (a random signed sum, wrapping) and then
+    compared in full, so a match is exact.
+    """
+
+    BUDGET = 256 << 20  # bytes of history; beyond it cycles are not tracked
+
+    @classmethod
+    def fits(cls, B: int, T: int, size: int, weights: int) -> bool:
+        return B * (T + 1) * (size + 8 * weights) <= cls.BUDGET
+
+    def __init__(self, B: int, T: int, size: int, shape: tuple[int, int], like: torch.Tensor):
+        gen = torch.Generator().manual_seed(0x5EED)
+        self.hash = torch.randint(-(2**62), 2**62, (size,), generator=gen).to(like.device)
+        self.keys = torch.zeros(B, T + 1, dtype=torch.long, device=like.device)
+        self.seen = torch.zeros(B, T + 1, dtype=torch.bool, device=like.device)
+        self.patterns = torch.zeros(B, T + 1, size, dtype=torch.bool, device=like.device)
+        self.iterates = like.new_zeros(B, T + 1, *shape)
+        self.match = torch.full((B,), -1, dtype=torch.long, device=like.device)
+        self.T = T
+
+    def substitute(
+        self, t: int, active: torch.Tensor, P: torch.Tensor, W_new: torch.Tensor
+    ) -> torch.Tensor:
+        """Record (P_t, W_t); where P_t equals an earlier P_s, W_t is W_s by definition."""
+        flat = P.reshape(len(active), -1)
+        key = (flat.long() * self.hash).sum(1)  # wraps mod 2^64
+        hits = (self.keys[active, :t] == key.unsqueeze(1)) & self.seen[active, :t]
+        self.match[active] = -1
+        for j in hits.any(1).nonzero().squeeze(1).tolist():
+            trial = int(active[j])
+            for s in hits[j].nonzero().squeeze(1).tolist():
+                if torch.equal(self.patterns[trial, s], flat[j]):
+                    self.match[trial] = s
+                    W_new[j] = self.iterates[trial, s]
+                    break
+        self.keys[active, t] = key
+        self.seen[active, t] = True
+        self.patterns[active, t] = flat
+        self.iterates[active, t] = W_new
+        return W_new
+
+    def finish(
+        self,
+        t: int,
+        active: torch.Tensor,
+        going: torch.Tensor,
+        W: torch.Tensor,
+        iterations: torch.Tensor,
+    ) -> torch.Tensor:
+        """Trials that entered a cycle and would not stop otherwise: set their final state."""
+        s = self.match[active]
+        looped = going & (s >= 0)
+        for j in looped.nonzero().squeeze(1).tolist():
+            trial, start = int(active[j]), int(s[j])
+            period = t - start
+            W[trial] = self.iterates[trial, start + (self.T - t) % period]
+            iterations[trial] = self.T
+        return looped

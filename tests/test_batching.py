@@ -1,0 +1,271 @@
+"""Batched solvers give the same answers as one trial at a time.
+
+Covers the fast kernels of plugins/common/linalg.py (primal Cholesky, dual minimum-norm,
+SVD fallback) against LAPACK's minimum-norm least squares, AltMin and GD batched against
+B = 1 runs on trials that succeed, fail, cycle, diverge or hit a singular system
+(n < d), AltMin's exact cycle jump against plain iteration, AltMin against a NumPy
+reference loop (np.linalg.lstsq per iteration), and the runner end to end (one cell of
+all trials vs. one unit per trial).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from harness import SolveContext, load_results, run_suite
+from plugins.common.linalg import MaskedLeastSquares, design, lstsq_min_norm
+from plugins.common.models import OneHiddenModel
+from plugins.common.problems import SingleNeuron, SingleNeuronParams
+from plugins.jagatap_hegde.altmin import AltMin, AltMinParams
+from plugins.zhang_gd.gd import GD, GDParams
+
+F64 = torch.float64
+
+
+def gens(seeds) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def ctx(B: int, record=None) -> SolveContext:
+    return SolveContext(
+        device=torch.device("cpu"), dtype=F64, generators=gens(range(B)), recorder=record
+    )
+
+
+def neuron(d: int, n: int, seeds) -> tuple:
+    inst = SingleNeuron(SingleNeuronParams(d=d, n=n, input_scale="inv_sqrt_n")).sample(
+        gens(seeds), F64
+    )
+    return inst, {"W": torch.zeros(len(seeds), d, 1, dtype=F64)}
+
+
+def rel_err(W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
+    return (W - W_star).flatten(1).norm(dim=1) / W_star.flatten(1).norm(dim=1)
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@pytest.mark.parametrize(
+    "n, d, k",
+    [(120, 30, 1), (40, 30, 1), (25, 30, 1), (200, 8, 3), (20, 8, 3), (30, 8, 3)],
+)
+def test_masked_least_squares_is_lapack_min_norm(n, d, k):
+    """Every path (primal, dual, fallback) equals gelsd's minimum-norm solution per trial."""
+    g = torch.Generator().manual_seed(n * 100 + d + k)
+    B = 16
+    X = torch.randn(B, n, d, generator=g, dtype=F64)
+    y = torch.randn(B, n, generator=g, dtype=F64)
+    # per-trial activation rates from 5% to 95%, so trials take different paths
+    rate = torch.linspace(0.05, 0.95, B, dtype=F64).reshape(B, 1, 1)
+    P = torch.rand(B, n, k, generator=g, dtype=F64) < rate
+    ls = MaskedLeastSquares(X, y)
+    W = ls.solve(P)
+    for i in range(B):
+        ref = lstsq_min_norm(design(X[i : i + 1], P[i : i + 1].to(F64)), y[i : i + 1])
+        ref = ref.reshape(k, d).T
+        assert torch.allclose(W[i], ref, rtol=1e-8, atol=1e-8 * ref.abs().max()), i
+    assert sum(ls.stats.values()) == B
+
+
+def test_kernel_paths_are_all_exercised():
+    """The cases above really reach the primal, the dual and the SVD fallback."""
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(3, 30, 8, generator=g, dtype=F64)
+    y = torch.randn(3, 30, generator=g, dtype=F64)
+    P = torch.zeros(3, 30, 2, dtype=torch.bool)
+    P[0] = True  # every unit on every row: B = [X X] has rank d < dk -> fallback
+    P[1, :6, 0] = True  # 6 + 4 rows <= dk = 16, each unit <= d: dual
+    P[1, 10:14, 1] = True
+    P[2, :20, 0] = True  # 20 and 18 rows per unit, 30 >= dk: primal
+    P[2, 12:, 1] = True
+    ls = MaskedLeastSquares(X, y)
+    W = ls.solve(P)
+    assert ls.stats == {"primal": 1, "dual": 1, "fallback": 1}
+    for i in range(3):
+        ref = lstsq_min_norm(design(X[i : i + 1], P[i : i + 1].to(F64)), y[i : i + 1])
+        assert torch.allclose(W[i], ref.reshape(2, 8).T, atol=1e-9)
+
+
+def test_non_finite_trial_leaves_the_others_alone():
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(4, 50, 10, generator=g, dtype=F64)
+    y = torch.randn(4, 50, generator=g, dtype=F64)
+    P = torch.rand(4, 50, 1, generator=g) < 0.6
+    clean = MaskedLeastSquares(X, y).solve(P)
+    X2 = X.clone()
+    X2[2, 3, 4] = torch.nan
+    dirty = MaskedLeastSquares(X2, y).solve(P)
+    assert torch.isnan(dirty[2]).all()
+    keep = [0, 1, 3]
+    assert torch.equal(dirty[keep], clean[keep])
+
+
+# --------------------------------------------------------------------------- AltMin
+
+
+# (d, n): recovery (n = 4d), the phase transition (wandering and cycling trials), and
+# a singular system from the first iteration on (n < d).
+CASES = [(20, 80), (20, 36), (24, 30), (30, 12)]
+
+
+@pytest.mark.parametrize("d, n", CASES)
+def test_altmin_batched_equals_one_trial_at_a_time(d, n):
+    seeds = range(12)
+    inst, w0 = neuron(d, n, seeds)
+    batched = AltMin(AltMinParams(max_iter=60)).solve(inst, w0, ctx(12))
+    e_b = rel_err(batched.weights["W"], inst.truth["W"])
+    for i in range(12):
+        one, w1 = inst.select([i]), {"W": w0["W"][i : i + 1]}
+        alone = AltMin(AltMinParams(max_iter=60)).solve(one, w1, ctx(1))
+        e_1 = rel_err(alone.weights["W"], one.truth["W"])[0]
+        assert int(alone.iterations[0]) == int(batched.iterations[i])
+        assert bool(e_1 < 0.01) == bool(e_b[i] < 0.01)
+        assert abs(float(e_1 - e_b[i])) <= 1e-9 + 1e-7 * float(e_1)
+        assert torch.allclose(alone.weights["W"][0], batched.weights["W"][i], atol=1e-9)
+
+
+def test_altmin_cases_cover_success_failure_and_cycles():
+    """The grid above is not vacuous: it has successes, failures and exact cycles."""
+    outcomes = []
+    for d, n in CASES:
+        inst, w0 = neuron(d, n, range(12))
+        r = AltMin(AltMinParams(max_iter=60)).solve(inst, w0, ctx(12))
+        outcomes.append((rel_err(r.weights["W"], inst.truth["W"]) < 0.01).float().mean())
+    assert outcomes[0] == 1.0 and outcomes[-1] == 0.0
+    assert 0.0 < outcomes[1] < 1.0 or 0.0 < outcomes[2] < 1.0
+
+
+@pytest.mark.parametrize("d, n", [(12, 12), (20, 30), (24, 30)])
+def test_altmin_cycle_jump_is_exact(d, n):
+    """Jumping to the end of a detected cycle gives what iterating to max_iter gives.
+
+    A recorder turns the jump off (traces must show every iteration), which gives the
+    plain iteration to compare with.
+    """
+    inst, w0 = neuron(d, n, range(16))
+    solver = AltMin(AltMinParams(max_iter=70))
+    jumped = solver.solve(inst, w0, ctx(16))
+    plain = solver.solve(inst, w0, ctx(16, record=lambda *a: None))
+    assert torch.equal(jumped.iterations, plain.iterations)
+    assert torch.allclose(jumped.weights["W"], plain.weights["W"], atol=1e-10)
+    assert int((plain.iterations == 70).sum()) >= 1  # some trials run to max_iter
+
+
+def numpy_altmin(X: np.ndarray, y: np.ndarray, T: int, tol: float) -> tuple[np.ndarray, int]:
+    """Algorithm 1 for one neuron, written plainly: np.linalg.lstsq every iteration."""
+    w = np.zeros(X.shape[1])
+    prev = None
+    it = 0
+    for t in range(1, T + 1):
+        p = X @ w >= 0
+        if prev is not None and np.array_equal(p, prev):
+            break
+        w_new = np.linalg.lstsq(p[:, None] * X, y, rcond=None)[0]
+        change = np.linalg.norm(w_new - w)
+        small = change <= tol * np.linalg.norm(w)
+        w, prev, it = w_new, p, t
+        if small:
+            break
+    return w, it
+
+
+@pytest.mark.parametrize("d, n", [(20, 80), (20, 50), (30, 12)])
+def test_altmin_agrees_with_a_numpy_lstsq_loop(d, n):
+    """Same success decisions as the plain NumPy loop; same errors and iteration counts
+    where the least squares is overdetermined (n = 4d). Below that the iterates
+    interpolate y, the rows with y_i = 0 get x_i^T w at rounding level, and the sign
+    test 1[x_i^T w >= 0] follows each library's rounding: only the outcome is shared."""
+    inst, w0 = neuron(d, n, range(10))
+    r = AltMin(AltMinParams(max_iter=40)).solve(inst, w0, ctx(10))
+    e = rel_err(r.weights["W"], inst.truth["W"])
+    for i in range(10):
+        X, y = inst.X[i].numpy(), inst.y[i].numpy()
+        w, it = numpy_altmin(X, y, 40, 1e-10)
+        w_star = inst.truth["W"][i, :, 0].numpy()
+        e_np = np.linalg.norm(w - w_star) / np.linalg.norm(w_star)
+        assert bool(e_np < 0.01) == bool(e[i] < 0.01)
+        if n >= 4 * d:
+            assert abs(e_np - float(e[i])) <= 1e-8 + 1e-6 * e_np
+            assert it == int(r.iterations[i])
+
+
+# --------------------------------------------------------------------------- GD
+
+
+def test_gd_batched_equals_one_trial_at_a_time_including_divergence():
+    """GD with per-trial input scales (some trials converge slowly, large steps kill the
+    ReLUs of others) and one trial with a NaN label, which must diverge alone."""
+    from harness import Instance
+
+    d, k, n, B = 6, 2, 40, 6
+    g = gens(range(B))
+    X = torch.stack([torch.randn(n, d, generator=gi, dtype=F64) for gi in g])
+    X = X * torch.linspace(0.3, 3.0, B, dtype=F64).reshape(B, 1, 1)  # per-trial scale
+    model = OneHiddenModel(d, k)
+    W_star = torch.stack([torch.randn(d, k, generator=gi, dtype=F64) for gi in g])
+    y = model.forward({"W": W_star}, X)
+    y[2, 5] = torch.nan
+    inst = Instance(X=X, y=y, model=model, truth={"W": W_star})
+    w0 = {"W": torch.stack([torch.randn(d, k, generator=gi, dtype=F64) for gi in g])}
+    solver = GD(GDParams(step_size=1.0, max_iter=400))
+    batched = solver.solve(inst, w0, ctx(B))
+    finite = torch.isfinite(batched.weights["W"]).flatten(1).all(1)
+    assert finite.tolist() == [True, True, False, True, True, True]
+    assert len(set(batched.iterations.tolist())) >= 3  # trials stop at different times
+    for i in range(B):
+        alone = solver.solve(inst.select([i]), {"W": w0["W"][i : i + 1]}, ctx(1))
+        assert int(alone.iterations[0]) == int(batched.iterations[i])
+        a, b = alone.weights["W"][0], batched.weights["W"][i]
+        assert torch.equal(torch.isfinite(a), torch.isfinite(b))
+        assert torch.allclose(a[torch.isfinite(a)], b[torch.isfinite(b)], rtol=1e-9, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- runner
+
+
+def test_runner_cell_batch_equals_one_unit_per_trial(tmp_path):
+    """End to end: the same suite as whole-cell units and as one unit per trial."""
+    suite = tmp_path / "batching.toml"
+    body = textwrap.dedent(
+        """
+        [suite]
+        name = "batching"
+        trials = 6
+        seed = 3
+        {chunk}
+
+        [[problems]]
+        name = "single_neuron"
+        d = 16
+        n = [8, 28, 64]
+        input_scale = "inv_sqrt_n"
+
+        [[initializers]]
+        name = "zero"
+
+        [[solvers]]
+        name = "altmin"
+        max_iter = 50
+
+        [metrics]
+        names = ["param_error", "success"]
+        """
+    )
+    suite.write_text(body.format(chunk=""))
+    whole = load_results(run_suite(suite, executor="serial", results=tmp_path / "a"))
+    suite.write_text(body.format(chunk="chunk_trials = 1"))
+    single = load_results(run_suite(suite, executor="serial", results=tmp_path / "b"))
+    key = ["cell_id", "trial"]
+    a = whole.sort_values(key).reset_index(drop=True)
+    b = single.sort_values(key).reset_index(drop=True)
+    assert len(a) == 18 and list(a["cell_id"]) == list(b["cell_id"])
+    assert (a["status"] == b["status"]).all()
+    assert (a["iterations"] == b["iterations"]).all()
+    assert (a["metric.success"] == b["metric.success"]).all()
+    assert np.allclose(a["metric.param_error"], b["metric.param_error"], rtol=1e-7, atol=1e-12)
+    assert set(a["metric.success"]) == {0.0, 1.0}
