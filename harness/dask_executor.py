@@ -21,13 +21,15 @@ Timeouts and crashes use Dask's own machinery, no side channel:
 * a unit that runs past its ``timeout_s`` (counted from when its task
   announces its start on the ``relubench-started`` event topic) is charged
   ``timeout`` rows, its future is cancelled and its worker process is killed
-  (a nanny restarts it).
+  (SIGKILL on this host, else asked to exit; a nanny restarts it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -43,6 +45,7 @@ LOCAL_CONFIG = {
     "distributed.scheduler.worker-saturation": 1.0,
 }
 POLL_S = 0.1
+FETCH_S = 30.0  # fetching a finished result; longer only if it was lost
 START_TOPIC = "relubench-started"
 RETRIES_AFTER_DEATH = 1
 
@@ -63,7 +66,15 @@ def run_unit_on_worker(unit: WorkUnit, timed: bool = False) -> UnitResult:
 
         get_registry(unit.plugins, unit.blocked)
         worker = get_worker()
-        worker.log_event(START_TOPIC, {"key": worker.get_current_task(), "worker": worker.address})
+        worker.log_event(
+            START_TOPIC,
+            {
+                "key": worker.get_current_task(),
+                "worker": worker.address,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            },
+        )
     return run_unit(unit)
 
 
@@ -71,19 +82,23 @@ async def _exit_worker() -> None:  # runs on the worker's event loop, not in the
     os._exit(75)
 
 
-def _kill_worker(client: Any, worker: str) -> None:
-    """Stop the worker process at ``worker`` (its task's thread cannot be interrupted).
+def _kill_worker(client: Any, worker: str, host: str, pid: int) -> None:
+    """Stop the worker process running a hung task (its thread cannot be interrupted).
 
-    The nanny kills and restarts it, which works even if the stuck task holds the
-    GIL; a worker started without a nanny is asked to exit instead.
+    On this host the process is killed outright (SIGKILL works even if the task
+    holds the GIL), and its nanny starts a fresh one. A remote worker is asked to
+    exit from its event loop.
     """
-    try:
-        client.restart_workers([worker], raise_for_error=True)
-    except Exception:
+    if host == socket.gethostname():
         try:
-            client.run(_exit_worker, workers=[worker], wait=False)
-        except Exception:  # already gone
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
+        return
+    try:
+        client.run(_exit_worker, workers=[worker], wait=False)
+    except Exception:  # already gone
+        pass
 
 
 class DaskExecutor:
@@ -124,12 +139,12 @@ class DaskExecutor:
 
         units = list(units)
         timed = any(u.timeout_s for u in units)
-        started: dict[str, tuple[float, str]] = {}  # key -> (start seen here, worker address)
+        started: dict[str, tuple[float, dict]] = {}  # key -> (start seen here, start event)
 
         def on_start(event: tuple[float, dict[str, str]]) -> None:
             msg = event[1]
             # The latest attempt counts: a task whose worker died is started again.
-            started[msg["key"]] = (time.monotonic(), msg["worker"])
+            started[msg["key"]] = (time.monotonic(), msg)
 
         if timed:
             self.client.subscribe_topic(START_TOPIC, on_start)
@@ -137,24 +152,20 @@ class DaskExecutor:
         for unit in units:
             fut = self._submit(unit)
             futures[fut.key] = (fut, unit, 0)
-        # Results are gathered in the background: this loop never blocks on one future, so
-        # timeouts are enforced meanwhile, and a result lost with a dead worker is recomputed.
-        seq = as_completed(
-            [f for f, _, _ in futures.values()], with_results=True, raise_errors=False
-        )
+        seq = as_completed([f for f, _, _ in futures.values()])
         try:
             while futures:
                 if timed:
                     batch = seq.next_batch(block=False)
                 else:
                     batch = [next(seq)]
-                for fut, value in batch:
+                for fut in batch:
                     entry = futures.pop(fut.key, None)
                     if entry is None:  # cancelled after its timeout: already charged
                         continue
                     _, unit, deaths = entry
                     started.pop(fut.key, None)
-                    result = self._outcome(fut, value, unit, deaths, seq, futures)
+                    result = self._outcome(fut, unit, deaths, seq, futures)
                     if result is not None:
                         yield result
                 if timed:
@@ -168,13 +179,25 @@ class DaskExecutor:
                 fut.cancel()
 
     def _outcome(
-        self, fut: Any, value: Any, unit: WorkUnit, deaths: int, seq: Any, futures: dict
+        self, fut: Any, unit: WorkUnit, deaths: int, seq: Any, futures: dict
     ) -> UnitResult | None:
         from distributed import KilledWorker
 
-        if isinstance(value, UnitResult):
-            return value
-        exc = value[1] if isinstance(value, tuple) and len(value) == 3 else value
+        exc: BaseException | None = None
+        lost = fut.status not in ("finished", "error", "cancelled")
+        if not lost:
+            try:
+                return fut.result(timeout=FETCH_S)
+            except TimeoutError:
+                lost = True
+            except Exception as e:
+                exc = e
+        if lost:
+            # Its worker died before we fetched the result: Dask recomputes it. Wait for
+            # that like for any other task, without blocking this loop (timeouts go on).
+            futures[fut.key] = (fut, unit, deaths)
+            seq.add(fut)
+            return None
         fut.release()
         if isinstance(exc, KilledWorker):
             if deaths < RETRIES_AFTER_DEATH:
@@ -187,10 +210,10 @@ class DaskExecutor:
         return failed_rows(unit, "error", f"dask task failed: {type(exc).__name__}: {exc}")
 
     def _stop_overdue(
-        self, futures: dict[str, tuple[Any, WorkUnit, int]], started: dict[str, tuple[float, str]]
+        self, futures: dict[str, tuple[Any, WorkUnit, int]], started: dict[str, tuple[float, dict]]
     ) -> Iterator[UnitResult]:
         now = time.monotonic()
-        for key, (since, worker) in list(started.items()):
+        for key, (since, event) in list(started.items()):
             fut, unit, _ = futures.get(key, (None, None, 0))
             if fut is None or fut.done():  # a recomputed result announces a new start
                 started.pop(key)
@@ -199,11 +222,14 @@ class DaskExecutor:
                 del futures[key]
                 started.pop(key)
                 yield failed_rows(unit, "timeout", timeout_message(unit))
+                # Kill first, then cancel: a cancelled task frees its slot, and the scheduler
+                # could hand the doomed worker an innocent task in between.
+                args = (self.client, event["worker"], event["host"], event["pid"])
+                if event["host"] == socket.gethostname():
+                    _kill_worker(*args)
+                else:  # a remote call may take seconds; other results keep coming
+                    threading.Thread(target=_kill_worker, args=args, daemon=True).start()
                 fut.cancel()
-                # In a thread: a restart takes seconds, and other units' results keep coming.
-                threading.Thread(
-                    target=_kill_worker, args=(self.client, worker), daemon=True
-                ).start()
 
     def close(self) -> None:
         self.client.close()

@@ -1,0 +1,338 @@
+"""Executors: crash isolation, pre-emptive timeouts, and identical numbers across executors.
+
+A test plugin solver misbehaves on demand (hang, os._exit, segfault, raise). The
+Dask tests share one LocalCluster (2 worker processes) per module: starting one
+costs seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.api import execute, plan_units, plugin_paths, prepare
+from harness.executors import STARTED, ProcessExecutor, SerialExecutor
+from harness.runner import run_unit
+from harness.store import load_results
+
+FAULTY_PLUGIN = '''
+"""Test plugin: a solver that takes a few gradient steps, or misbehaves on demand."""
+import ctypes
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+
+from harness import Solver, SolveResult, hookimpl, param
+
+
+@dataclass(frozen=True)
+class FaultyParams:
+    mode: str = param("ok", "what to do", choices=("ok", "hang", "exit", "segv", "raise"))
+    steps: int = param(3, "gradient steps in mode ok", min=1)
+
+
+class Faulty(Solver):
+    """Gradient steps (mode ok), or a hang, an os._exit, a segfault, an exception."""
+
+    name = "faulty"
+    Params = FaultyParams
+
+    def solve(self, instance, weights, ctx):
+        mode = self.params.mode
+        if mode == "hang":
+            while True:
+                time.sleep(0.05)
+        if mode == "exit":
+            os._exit(3)
+        if mode == "segv":
+            ctypes.string_at(0)
+        if mode == "raise":
+            raise RuntimeError("faulty solver raised on purpose")
+        W = {k: v.clone() for k, v in weights.items()}
+        for _ in range(self.params.steps):
+            g = instance.model.grad(W, instance.X, instance.y)
+            W = {k: W[k] - 0.5 * g[k] for k in W}
+        return SolveResult(W, torch.full((instance.batch,), self.params.steps, dtype=torch.long))
+
+
+@hookimpl
+def relubench_solvers():
+    return [Faulty]
+'''
+
+FAULT_SUITE = """
+[suite]
+name = "faults"
+trials = 2
+seed = 3
+
+[[problems]]
+name = "single_neuron"
+d = 4
+n = 16
+
+[[initializers]]
+name = "gaussian"
+
+[[solvers]]
+name = "faulty"
+mode = {modes}
+steps = [2, 3]
+
+[metrics]
+names = ["param_error", "train_loss"]
+"""
+
+# Built-in solvers only: what the determinism comparison runs everywhere.
+DETERMINISM_SUITE = """
+[suite]
+name = "determinism"
+trials = 3
+seed = 11
+
+[[problems]]
+name = "single_neuron"
+d = 6
+n = [18, 30]
+
+[[problems]]
+name = "one_hidden"
+d = 5
+k = 2
+n = 40
+
+[[initializers]]
+name = "gaussian"
+scale = 0.1
+
+[[solvers]]
+name = "altmin"
+max_iter = 15
+
+[[solvers]]
+name = "gd"
+step_size = 0.5
+max_iter = 40
+
+[metrics]
+names = ["param_error", "train_loss", "success"]
+"""
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("plugin") / "faulty_plugin.py"
+    path.write_text(FAULTY_PLUGIN)
+    return path
+
+
+def units_of(path: Path, plugins=(), timeout_s=None, workers=1):
+    plugins = plugin_paths([str(p) for p in plugins])
+    _, suite, cells, _ = prepare(path, plugins=plugins)
+    return plan_units(
+        suite, cells, set(), run_id="t", workers=workers, plugins=plugins, timeout_s=timeout_s
+    )
+
+
+def by_mode(results) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in results:
+        out.setdefault(dict(r.unit.cell.solver.params)["mode"], []).extend(r.runs)
+    return out
+
+
+def test_a_dying_worker_costs_only_its_own_unit(write_suite, faulty):
+    # Crashing units first: the ones after them must still run, on replacement workers.
+    path = write_suite(FAULT_SUITE.format(modes='["exit", "segv", "raise", "ok"]'))
+    units = units_of(path, [faulty])
+    ex = ProcessExecutor(2)
+    try:
+        results = list(ex.run(units))
+    finally:
+        ex.close()
+    assert len(results) == len(units) == 8
+    rows = by_mode(results)
+    for row in rows["exit"]:
+        assert row["status"] == "error"
+        assert "worker process died" in row["error"] and "exit code 3" in row["error"]
+    for row in rows["segv"]:
+        assert row["status"] == "error" and "SIGSEGV" in row["error"]
+    for row in rows["raise"]:
+        assert row["status"] == "error" and "faulty solver raised on purpose" in row["error"]
+    # The units that share the pool with the crashes are unharmed, and equal a serial run.
+    reference = {
+        (r.unit.cell.cell_id, row["trial"]): row["metric.param_error"]
+        for r in map(run_unit, [u for u in units if dict(u.cell.solver.params)["mode"] == "ok"])
+        for row in r.runs
+    }
+    ok = [
+        (r.unit.cell.cell_id, row["trial"], row)
+        for r in results
+        if dict(r.unit.cell.solver.params)["mode"] == "ok"
+        for row in r.runs
+    ]
+    assert len(ok) == 4
+    for cell_id, trial, row in ok:
+        assert row["status"] == "ok"
+        assert row["metric.param_error"] == reference[(cell_id, trial)]
+
+
+def test_a_hanging_unit_is_stopped_within_twice_its_timeout(write_suite, faulty):
+    path = write_suite(FAULT_SUITE.format(modes='["ok", "hang"]'))
+    timeout = 1.5
+    units = units_of(path, [faulty], timeout_s=timeout)
+    ok_units = [u for u in units if dict(u.cell.solver.params)["mode"] == "ok"]
+    hang_units = [u for u in units if dict(u.cell.solver.params)["mode"] == "hang"]
+    ex = ProcessExecutor(1)
+    try:
+        # Warm the worker (torch, plugins) so the clock below measures the unit alone.
+        (first,) = list(ex.run(ok_units[:1]))
+        assert first.runs[0]["status"] == "ok"
+        start = time.monotonic()
+        (stopped,) = list(ex.run(hang_units[:1]))
+        elapsed = time.monotonic() - start
+        # The pool recovers: the next unit runs on a fresh worker and finishes.
+        (after,) = list(ex.run(ok_units[1:2]))
+    finally:
+        ex.close()
+    assert timeout <= elapsed < 2 * timeout
+    assert [r["status"] for r in stopped.runs] == ["timeout", "timeout"]
+    assert "timeout_s = 1.5 s" in stopped.runs[0]["error"]
+    assert [r["status"] for r in after.runs] == ["ok", "ok"]
+
+
+def test_timeout_counts_from_the_units_start_not_from_the_workers_start(faulty, write_suite):
+    # A fresh worker loads torch and the plugins before STARTED: a short timeout does not
+    # fire on a quick unit just because the worker was slow to start.
+    path = write_suite(FAULT_SUITE.format(modes='["ok"]'))
+    units = units_of(path, [faulty], timeout_s=0.75)
+    ex = ProcessExecutor(2)
+    try:
+        results = list(ex.run(units))
+    finally:
+        ex.close()
+    assert STARTED == "started"
+    assert [r["status"] for res in results for r in res.runs] == ["ok"] * 4
+
+
+def test_serial_executor_runs_timed_units_in_a_child_with_the_same_numbers(write_suite, faulty):
+    path = write_suite(FAULT_SUITE.format(modes='["ok", "hang"]'))
+    timed = units_of(path, [faulty], timeout_s=1.0)
+    ex = SerialExecutor()
+    try:
+        results = list(ex.run(timed))
+    finally:
+        ex.close()
+    rows = by_mode(results)
+    assert {r["status"] for r in rows["hang"]} == {"timeout"}
+    ok_units = [u for u in units_of(path, [faulty]) if dict(u.cell.solver.params)["mode"] == "ok"]
+    in_process = by_mode(map(run_unit, ok_units))
+    got = [r["metric.param_error"] for r in rows["ok"]]
+    assert got == [r["metric.param_error"] for r in in_process["ok"]]
+    assert all(r["status"] == "ok" for r in rows["ok"])
+
+
+def test_timeout_from_the_suite_and_the_command_line(write_suite, faulty, tmp_path):
+    text = FAULT_SUITE.format(modes='["hang"]').replace("seed = 3", "seed = 3\ntimeout_s = 1.0")
+    report = execute(
+        write_suite(text),
+        plugins=[str(faulty)],
+        results=tmp_path / "r",
+        executor="processes",
+        workers=2,
+    )
+    runs = load_results(report.results_dir)
+    assert len(runs) == 4 and set(runs["status"]) == {"timeout"}
+    assert report.exit_code == 1
+    # --timeout overrides the suite's value (and reaches every unit).
+    _, suite, cells, _ = prepare(write_suite(text), plugins=[str(faulty)])
+    assert suite.timeout_s == 1.0
+    units = plan_units(suite, cells, set(), run_id="x", workers=1, timeout_s=7.0)
+    assert {u.timeout_s for u in units} == {7.0}
+
+
+# ---------------------------------------------------------------------------
+# Determinism across executors
+# ---------------------------------------------------------------------------
+
+METRICS = ["metric.param_error", "metric.train_loss", "metric.success", "iterations"]
+
+
+def table(results_dir: Path) -> pd.DataFrame:
+    runs = load_results(results_dir).sort_values(["cell_id", "trial"]).reset_index(drop=True)
+    assert (runs["status"] == "ok").all()
+    return runs[["cell_id", "trial", *METRICS]]
+
+
+def assert_bitwise_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a["cell_id"]) == list(b["cell_id"]) and list(a["trial"]) == list(b["trial"])
+    for col in METRICS:
+        x = a[col].to_numpy(dtype=np.float64)
+        y = b[col].to_numpy(dtype=np.float64)
+        assert x.tobytes() == y.tobytes(), col
+
+
+@pytest.fixture(scope="module")
+def dask_executor():
+    pytest.importorskip("distributed")
+    from harness.dask_executor import DaskExecutor
+
+    # The no-address path: a LocalCluster of 2 worker processes, one thread each.
+    ex = DaskExecutor(workers=2)
+    yield ex
+    ex.close()
+
+
+def test_serial_processes_and_dask_give_bitwise_identical_metrics(
+    write_suite, tmp_path, dask_executor
+):
+    path = write_suite(DETERMINISM_SUITE)
+    serial = table(execute(path, executor="serial", results=tmp_path / "s").results_dir)
+    assert len(serial) == 3 * 2 * 3  # (2 single_neuron + 1 one_hidden) x 2 solvers x 3 trials
+    one = table(execute(path, executor="processes", workers=1, results=tmp_path / "p1").results_dir)
+    two = table(execute(path, executor="processes", workers=2, results=tmp_path / "p2").results_dir)
+    # --scheduler: a client of the running cluster, as on a real one.
+    address = dask_executor.client.scheduler.address
+    dask = table(
+        execute(path, executor="dask", scheduler=address, results=tmp_path / "d").results_dir
+    )
+    for other in (one, two, dask):
+        assert_bitwise_equal(serial, other)
+    # Trial chunks (more workers than cells) give every trial the same data, but a trial
+    # batched with fewer others may round differently in BLAS/LAPACK (kernels pick their
+    # blocking by shape): equal to rounding, not bitwise. See docs/execution.md.
+    chunked = table(
+        execute(
+            path,
+            executor="processes",
+            workers=2,
+            results=tmp_path / "c",
+            overrides=["chunk_trials=1"],
+        ).results_dir
+    )
+    for col in METRICS:
+        np.testing.assert_allclose(chunked[col], serial[col], rtol=1e-9, atol=1e-12)
+
+
+def test_dask_local_cluster_isolates_a_crash_and_stops_a_hang(write_suite, faulty, dask_executor):
+    # One unit per mode: every worker death costs a restart of a Dask worker (seconds).
+    text = FAULT_SUITE.format(modes='["ok", "exit", "hang"]').replace("[2, 3]", "2")
+    path = write_suite(text)
+    units = units_of(path, [faulty], timeout_s=3.0, workers=2)
+    assert len(units) == 3
+    rows = by_mode(dask_executor.run(units))
+    assert {r["status"] for r in rows["exit"]} == {"error"}
+    assert "worker process died" in rows["exit"][0]["error"]
+    assert {r["status"] for r in rows["hang"]} == {"timeout"}
+    ok_units = [u for u in units_of(path, [faulty]) if dict(u.cell.solver.params)["mode"] == "ok"]
+    reference = by_mode(map(run_unit, ok_units))
+    assert [r["status"] for r in rows["ok"]] == ["ok"] * 2
+    assert [r["metric.param_error"] for r in rows["ok"]] == [
+        r["metric.param_error"] for r in reference["ok"]
+    ]
