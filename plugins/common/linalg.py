@@ -164,7 +164,7 @@ class MaskedLeastSquares:
             self.K = self.K[mask]
 
     def _kernel(self, s: torch.Tensor) -> torch.Tensor:
-        """X X^T (len(s), n, n) of trials ``s``, computed once per trial."""
+        """The cache of X X^T (b, n, n), with the entries of trials ``s`` filled in."""
         if self.K is None:
             n = self.X.shape[1]
             self.K = self.X.new_empty(self.X.shape[0], n, n)
@@ -173,7 +173,7 @@ class MaskedLeastSquares:
             Xm = self.X[missing]
             self.K[missing] = Xm @ Xm.transpose(1, 2)
             self.has_K[missing] = True
-        return self.K if len(s) == self.K.shape[0] else self.K[s]
+        return self.K
 
     def _solve_group(
         self,
@@ -189,10 +189,14 @@ class MaskedLeastSquares:
         b, n, d = X.shape
         k = P.shape[2]
         if len(s) < b:
-            X, y, P, rows, n_rows = X[s], y[s], P[s], rows[s], n_rows[s]
-        g = X.shape[0]
-        idx = compact_rows(rows, m)
-        Xc, Pc, yc = _gather_rows(X, idx), _gather_rows(P, idx), y.gather(1, idx)
+            rows, n_rows = rows[s], n_rows[s]
+        g = len(s)
+        idx = compact_rows(rows, m)  # (g, m)
+        # One gather per tensor straight from the full batch (no copy of X[s] first).
+        flat = (s.unsqueeze(1) * n + idx).reshape(-1)
+        Xc = X.reshape(b * n, d).index_select(0, flat).reshape(g, m, d)
+        Pc = P.reshape(b * n, k).index_select(0, flat).reshape(g, m, k)
+        yc = y.reshape(b * n).index_select(0, flat).reshape(g, m)
         if mode == "primal":
             G = masked_gram(Xc, Pc)  # (g, dk, dk)
             rhs = bmm(Xc.transpose(1, 2), Pc * yc.unsqueeze(-1))  # (g, d, k)
@@ -200,9 +204,9 @@ class MaskedLeastSquares:
             return x.reshape(g, k, d).transpose(1, 2), bad
         real = torch.arange(m, device=X.device) < n_rows.unsqueeze(1)  # (g, m)
         if self.use_kernel:
-            K = self._kernel(s)  # (g, n, n)
-            flat = (idx.unsqueeze(2) * n + idx.unsqueeze(1)).reshape(g, m * m)
-            Kc = K.reshape(g, n * n).gather(1, flat).reshape(g, m, m)
+            K = self._kernel(s)  # (b, n, n), filled for the trials s
+            at = (s * (n * n)).reshape(-1, 1, 1) + idx.unsqueeze(2) * n + idx.unsqueeze(1)
+            Kc = K.reshape(-1).take(at)  # (g, m, m)
         else:
             Kc = Xc @ Xc.transpose(1, 2)
         # (B_R B_R^T)_ij = x_i^T x_j sum_q p_qi p_qj (zero on padding rows, whose
