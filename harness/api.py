@@ -132,16 +132,15 @@ def plan_units(
 ) -> list[WorkUnit]:
     """Work units for the trials not yet stored ``ok``.
 
-    A cell is one unit unless ``chunk_trials`` says otherwise, or there are
-    fewer cells than workers, in which case cells are split so every worker has
-    work (trials have their own seeds, so chunking changes no number).
+    A cell is one unit unless the suite's ``chunk_trials`` says otherwise. The
+    split never depends on ``workers``: batched linear algebra may round a trial
+    differently in batches of different sizes, so a fixed split is what keeps
+    serial, processes, Dask and pytest-xdist runs bitwise identical.
     """
+    del workers  # kept for callers; deliberately not used (see above)
     pending = [(c, [t for t in range(c.trials) if (c.cell_id, t) not in done]) for c in cells]
     pending = [(c, ts) for c, ts in pending if ts]
     chunk = suite.chunk_trials
-    if not chunk and pending and len(pending) < workers:
-        total = sum(len(ts) for _, ts in pending)
-        chunk = max(1, math.ceil(total / workers))
     units = []
     for cell, trials in pending:
         size = chunk or len(trials)

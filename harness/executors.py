@@ -44,6 +44,13 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
+SOLVER_THREADS = 1
+"""Torch threads a solver runs with, whatever the executor. Parallelism comes from workers;
+one thread everywhere keeps workers off each other's cores and makes serial, processes
+(any worker count) and Dask runs bitwise identical (torch splits large reductions
+differently with more threads)."""
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -152,7 +159,7 @@ class SerialExecutor:
     """Runs every unit in this process, in order (debugging, profiling, tiny suites).
 
     A unit with a timeout runs in one child process instead (one at a time, with
-    this process's thread count, so its numbers are the same): only a process
+    the same single solver thread, so its numbers are the same): only a process
     boundary can stop a solver that hangs.
     """
 
@@ -163,15 +170,20 @@ class SerialExecutor:
         self._child: ProcessExecutor | None = None
 
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
-        for unit in units:
-            if unit.timeout_s:
-                if self._child is None:
-                    import torch
+        import torch
 
-                    self._child = ProcessExecutor(1, threads=torch.get_num_threads())
-                yield from self._child.run([unit])
-            else:
-                yield run_unit(unit)
+        saved = torch.get_num_threads()
+        torch.set_num_threads(SOLVER_THREADS)
+        try:
+            for unit in units:
+                if unit.timeout_s:
+                    if self._child is None:
+                        self._child = ProcessExecutor(1)
+                    yield from self._child.run([unit])
+                else:
+                    yield run_unit(unit)
+        finally:
+            torch.set_num_threads(saved)
 
     def close(self) -> None:
         if self._child is not None:
@@ -195,9 +207,7 @@ class ProcessExecutor:
         self, workers: int | None = None, *, threads: int | None = None, **_: object
     ) -> None:
         self.workers = max(1, workers or default_workers())
-        if threads is None:
-            threads = 1 if self.workers > 1 else max(1, os.cpu_count() or 1)
-        self.threads = threads
+        self.threads = threads or SOLVER_THREADS
         self._ctx: Any = None
         self._idle: list[_Worker] = []
         self._busy: dict[Connection, _Worker] = {}

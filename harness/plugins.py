@@ -114,7 +114,10 @@ def create_manager(
             pm.register(module, name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
             raise InputError(f"--plugin {spec}: {exc}") from exc
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise InputError(f"plugin {exc.plugin!r}: {exc}") from exc
     registry = Registry(manager=pm, plugin_specs=tuple(plugins), blocked=blocked)
     for kind, hook_name in HOOKS.items():
         registry.components[kind] = {}

@@ -90,7 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="torch threads per test process (default: torch's own, or cores / xdist workers)",
+        help="torch threads per test process (default 1, as relubench run)",
     )
     parser.addini("relubench_profile", f"suite profile under pytest (default {DEFAULT_PROFILE})")
     parser.addini("relubench_results", "results folder, relative to the ini file's folder")
@@ -484,16 +484,16 @@ def _cell_lock(folder: Path, cell_id: str) -> Iterator[None]:
 
 
 def _limit_threads(threads: int | None) -> None:
-    """Set torch's intra-op threads: as asked, else under xdist each worker's share of the
-    cores (as the process executor does), else torch's default."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
-    if threads is None and workers > 1:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-    if threads is not None:
-        import torch
+    """Set torch's intra-op threads: as asked, else the single solver thread every
+    executor uses (harness.executors.SOLVER_THREADS), so a cell run by pytest gives
+    bitwise the numbers ``relubench run`` gives."""
+    import torch
 
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+    from harness.executors import SOLVER_THREADS
+
+    threads = threads or SOLVER_THREADS
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- items
