@@ -269,3 +269,41 @@ def test_runner_cell_batch_equals_one_unit_per_trial(tmp_path):
     assert (a["metric.success"] == b["metric.success"]).all()
     assert np.allclose(a["metric.param_error"], b["metric.param_error"], rtol=1e-7, atol=1e-12)
     assert set(a["metric.success"]) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**40 + 3])
+def test_vectorized_trial_seeds_equal_seed_sequence(tmp_path, seed):
+    """The runner's vectorized seeds are the integers Cell.trial_seeds gives, trial by trial."""
+    from harness.api import prepare
+    from harness.runner import _seed_sequences, trial_seeds
+
+    suite = tmp_path / "seeds.toml"
+    suite.write_text(
+        textwrap.dedent(
+            f"""
+            [suite]
+            name = "seeds"
+            trials = 3
+            seed = {seed}
+
+            [[problems]]
+            name = "single_neuron"
+            d = [3, 4]
+
+            [[initializers]]
+            name = "gaussian"
+
+            [[solvers]]
+            name = "altmin"
+            """
+        )
+    )
+    _, _, cells, _ = prepare(suite)
+    trials = [0, 1, 2, 9, 31, 1000, 65536, 2**31 + 5]
+    for cell in cells:
+        assert trial_seeds(cell, trials) == [cell.trial_seeds(t) for t in trials]
+        # the vectorized path itself (trial_seeds falls back to the scalar one on mismatch)
+        from harness.suite import _words
+
+        pk = _words(cell.problem.key())
+        assert _seed_sequences([seed, *pk], trials, 0) == [cell.trial_seeds(t)[0] for t in trials]
