@@ -260,7 +260,8 @@ def _print_summary(out: Console, report) -> None:
     frame = summary_frame(runs, report.cells)
     table = Table(title=escape(f"{report.suite.name}: {report.suite.title}"), show_edge=False)
     for col in frame.columns:
-        table.add_column(str(col), justify="left" if col == "cell" else "right")
+        text = col in ("solver", "problem", "initializer")
+        table.add_column(str(col), justify="left" if text else "right", no_wrap=text)
     for _, row in frame.iterrows():
         table.add_row(*[escape(_cell_text(v)) for v in row])
     out.print(table)
