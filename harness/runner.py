@@ -64,9 +64,21 @@ def _trace_schedule(every: Any):
     return lambda it: it <= 10 or it in marks
 
 
+_PARAMS: dict[tuple[Any, ...], Any] = {}
+
+
 def _instantiate(registry: Any, spec: ComponentSpec) -> Component:
     cls = registry.get(spec.kind, spec.name)
-    return cls(cls.make_params(spec.param_dict))
+    # Validated Params are frozen: reuse them across the units of a worker (validation
+    # with get_type_hints costs more than running a tiny unit).
+    key = (cls, spec.params)
+    try:
+        params = _PARAMS.get(key)
+    except TypeError:  # an unhashable parameter value
+        return cls(cls.make_params(spec.param_dict))
+    if params is None:
+        params = _PARAMS[key] = cls.make_params(spec.param_dict)
+    return cls(params)
 
 
 def _generators(seeds: list[int]) -> list[torch.Generator]:

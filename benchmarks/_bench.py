@@ -1,0 +1,97 @@
+"""Helpers shared by the benchmark scripts: machine description, result lines, RSS sampling."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def single_thread_env() -> None:
+    """One BLAS/OpenMP thread (call before importing numpy or torch)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def header(title: str, dtype: str = "float64") -> None:
+    import torch
+
+    load = os.getloadavg()
+    print(f"== {title}")
+    print(
+        f"   {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads "
+        f"in this process), dtype {dtype}, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
+    if load[0] > (os.cpu_count() or 1) + 0.5:
+        print(
+            "   NOTE: the machine is busy with other work (load > cores): wall times are "
+            "inflated; ratios measured in the same script are the fairer figures."
+        )
+
+
+def line(name: str, value: float, unit: str, target: str, met: bool | None) -> None:
+    verdict = "" if met is None else ("MET" if met else "NOT MET")
+    print(f"   {name:<48} {value:>12.4g} {unit:<10} target {target:<14} {verdict}")
+
+
+class PeakRSS:
+    """Samples the summed resident memory of a process and its children (psutil)."""
+
+    def __init__(self, pid: int, every: float = 0.05) -> None:
+        self.pid, self.every, self.peak = pid, every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop.is_set():
+            total = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.every)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def relubench(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run the ``relubench`` CLI; return (wall seconds, peak summed RSS bytes, output)."""
+    cmd = [sys.executable, "-m", "harness.cli", *args]
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    with PeakRSS(proc.pid) as rss:
+        out, _ = proc.communicate()
+    return time.perf_counter() - start, rss.peak, out
