@@ -54,7 +54,7 @@ seed = 0
 [[problems]]
 name = "single_neuron"
 d = [20, 30, 40, 50]
-n = {{ start = 20, stop = 200, step = 20 }}
+n = { start = 20, stop = 200, step = 20 }
 input_scale = "inv_sqrt_n"
 
 [[initializers]]
