@@ -16,9 +16,11 @@ independent: batched code may never mix numbers across the leading dimension.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import inspect
+import linecache
 import types
 import typing
 from collections.abc import Callable
@@ -228,17 +230,16 @@ class Component:
     @classmethod
     def _compute_source_version(cls) -> str:
         h = hashlib.sha256()
-        for klass in cls.__mro__:
-            if klass in (Component, Problem, Initializer, Solver, Metric, object):
-                continue
-            try:
-                h.update(inspect.getsource(klass).encode())
-            except (OSError, TypeError):
-                h.update(klass.__qualname__.encode())
-        try:
-            h.update(inspect.getsource(cls.Params).encode())
-        except (OSError, TypeError):
-            pass
+        own = [
+            k
+            for k in cls.__mro__
+            if k not in (Component, Problem, Initializer, Solver, Metric, object)
+        ]
+        files = tuple(dict.fromkeys(f for k in own for f, _ in _code_lines(k)))
+        for klass in own:
+            h.update(class_source(klass, files).encode())
+        if cls.Params is not NoParams:
+            h.update(class_source(cls.Params, files).encode())
         h.update(_distribution_version(cls.__module__).encode())
         return h.hexdigest()[:12]
 
@@ -286,6 +287,60 @@ def _check_bounds(cls: type[Component], key: str, value: Any, meta: Any) -> None
                 key,
                 f"{cls.kind} {cls.name!r} parameter {key!r}: {value!r} must be {_allowed(meta)}",
             )
+
+
+def _code_lines(klass: type) -> list[tuple[str, int]]:
+    """(file, first line) of the class's own Python functions defined in real files."""
+    out = []
+    for value in vars(klass).values():
+        code = getattr(getattr(value, "__func__", value), "__code__", None)
+        if code is not None and not code.co_filename.startswith("<"):
+            out.append((code.co_filename, code.co_firstlineno))
+    return out
+
+
+def _classes_named(tree: ast.AST, path: list[str]) -> list[ast.ClassDef]:
+    """Class definitions whose nesting matches a ``__qualname__`` path (``A.Params``)."""
+    if "<locals>" in path:  # defined in a function: match the innermost name anywhere
+        return [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == path[-1]]
+    nodes: list[ast.AST] = [tree]
+    for name in path:
+        nodes = [
+            child
+            for node in nodes
+            for child in ast.iter_child_nodes(node)
+            if isinstance(child, ast.ClassDef) and child.name == name
+        ]
+    return nodes  # type: ignore[return-value]
+
+
+def class_source(klass: type, files: tuple[str, ...] = ()) -> str:
+    """The source text of a class, found from code objects rather than ``sys.modules``.
+
+    ``inspect.getsource`` looks a class up through ``sys.modules``, which a host
+    may have changed since the class was imported (pytest's pytester drops the
+    modules it imported). A method's ``co_filename`` still points at the file;
+    a class without methods of its own (a ``Params`` dataclass) is looked up by
+    name in ``files`` (its component's files). Falls back to ``inspect``, then
+    to the qualified name.
+    """
+    own = _code_lines(klass)
+    candidates = [(f, line) for f, line in own[:1]] + [(f, None) for f in files]
+    for filename, lineno in candidates:
+        text = "".join(linecache.getlines(filename))
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in _classes_named(tree, klass.__qualname__.split(".")):
+            end = node.end_lineno or node.lineno
+            if lineno is None or node.lineno <= lineno <= end:
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                return "".join(text.splitlines(keepends=True)[start - 1 : end])
+    try:
+        return inspect.getsource(klass)
+    except (OSError, TypeError):
+        return klass.__qualname__
 
 
 _DIST_CACHE: dict[str, str] = {}

@@ -407,3 +407,19 @@ def test_traces_follow_the_schedule_and_end_at_the_final_value(write_suite, tmp_
             assert its[:10] == list(range(1, 11)) and len(its) < 25
         # Training loss falls along the curve (the trace is of the iterates, not a constant).
         assert curve["value"].iloc[-1] < curve["value"].iloc[0]
+
+
+def test_source_version_does_not_depend_on_sys_modules(probe_plugin, monkeypatch):
+    """pytest's pytester drops modules it imported; a component's version (part of every
+    cell id) must not change when its module leaves sys.modules."""
+    from harness.components import _VERSIONS
+    from harness.plugins import create_manager
+
+    probe = create_manager([str(probe_plugin)]).get("solver", "probe")
+    altmin = create_manager().get("solver", "altmin")
+    before = {c: c.source_version() for c in (probe, altmin)}
+    for cls in (probe, altmin):
+        monkeypatch.delitem(sys.modules, cls.__module__)
+        _VERSIONS.pop(cls)
+    assert {c: c.source_version() for c in (probe, altmin)} == before
+    assert before[probe] != before[altmin]
