@@ -217,10 +217,11 @@ class Component:
 
     @classmethod
     def source_version(cls) -> str:
-        """A short hash of this class's source (and its module's distribution version).
+        """A short hash of this class's source (its base classes' and ``Params`` too).
 
-        Part of every cell id, so editing a component invalidates only its own
-        cached results. Computed once per class and process: the source is read
+        Part of every cell id, with the plugin's distribution version (added by
+        the suite from the registry), so editing a component invalidates only
+        its own cached results. Computed once per class and process: the source is read
         through ``sys.modules``, which a host may later change.
         """
         if cls not in _VERSIONS:
@@ -240,7 +241,6 @@ class Component:
             h.update(class_source(klass, files).encode())
         if cls.Params is not NoParams:
             h.update(class_source(cls.Params, files).encode())
-        h.update(_distribution_version(cls.__module__).encode())
         return h.hexdigest()[:12]
 
     @classmethod
@@ -343,24 +343,7 @@ def class_source(klass: type, files: tuple[str, ...] = ()) -> str:
         return klass.__qualname__
 
 
-_DIST_CACHE: dict[str, str] = {}
 _VERSIONS: dict[type, str] = {}
-
-
-def _distribution_version(module: str) -> str:
-    top = module.split(".")[0]
-    if top not in _DIST_CACHE:
-        from importlib import metadata
-
-        names = metadata.packages_distributions().get(top, [])
-        version = ""
-        for dist in names:
-            try:
-                version += f"{dist}=={metadata.version(dist)};"
-            except metadata.PackageNotFoundError:
-                pass
-        _DIST_CACHE[top] = version
-    return _DIST_CACHE[top]
 
 
 # ---------------------------------------------------------------------------

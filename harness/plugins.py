@@ -54,6 +54,16 @@ class Registry:
     def plugin_of(self, kind: str, name: str) -> str:
         return self.origin[(kind, name)]
 
+    def distribution_of(self, kind: str, name: str) -> str:
+        """``dist==version`` of the installed distribution whose entry point registered the
+        component; empty for ``--plugin`` files and modules. Taken from the entry points
+        loaded, so it does not depend on ``sys.path`` or the working directory."""
+        plugin = self.manager.get_plugin(self.origin[(kind, name)])
+        for obj, dist in self.manager.list_plugin_distinfo():
+            if obj is plugin:
+                return f"{dist.project_name}=={dist.version}"
+        return ""
+
     def distributions(self) -> dict[str, str]:
         """Plugin name -> distribution==version, for provenance."""
         out = {}

@@ -425,7 +425,7 @@ def _validate(
         if not isinstance(mparams, dict):
             raise InputError(f"{src}: key 'metrics.{mname}' must be a table of parameters")
         params = _make(cls, mparams, src, f"metrics.{mname}")
-        metric_specs.append(_spec(cls, params))
+        metric_specs.append(_spec(cls, params, registry))
     trace_every = metrics_doc.get("trace_every", "log")
     if not (
         trace_every in ("log", "all")
@@ -514,9 +514,11 @@ def _make(
         raise InputError(f"{src}: key '{where}': {exc}") from None
 
 
-def _spec(cls: type[Component], params: Any) -> ComponentSpec:
+def _spec(cls: type[Component], params: Any, registry: Registry) -> ComponentSpec:
     items = tuple((s.name, getattr(params, s.name)) for s in cls.param_specs())
-    return ComponentSpec(cls.kind, cls.name, items, cls.source_version())
+    dist = registry.distribution_of(cls.kind, cls.name)
+    version = cls.source_version() + (f"+{dist}" if dist else "")
+    return ComponentSpec(cls.kind, cls.name, items, version)
 
 
 # ---------------------------------------------------------------------------
@@ -542,7 +544,7 @@ def expand(suite: Suite, registry: Registry) -> tuple[list[Cell], list[Dropped]]
             for values in _grid_points(entry):
                 params = _make(cls, values, src, entry["where"])
                 comp = cls(params)
-                built[section].append((comp, _spec(cls, params)))
+                built[section].append((comp, _spec(cls, params, registry)))
             varying.update(f"{kind}.{k}" for k, v in entry["grid"].items() if len(v) > 1)
     for section, kind in SECTIONS.items():
         # A parameter that differs between two entries of one component distinguishes cells too.
