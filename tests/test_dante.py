@@ -207,7 +207,7 @@ def test_update_rules_match_torch_optim(kind):
     for grad in grads:
         leaf.grad = grad.clone()
         opt.step()
-        (ours,) = rule.step([ours], [grad])
+        rule.step([ours], [grad])
     torch.testing.assert_close(ours, leaf.detach(), rtol=1e-12, atol=1e-12)
 
 

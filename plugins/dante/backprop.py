@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 
 from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
-from plugins.dante.minibatch import epoch_batches, gather
+from plugins.dante.minibatch import flat_epoch_batches, flatten_trials, take
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adagrad", "rmsprop")
 
@@ -55,15 +55,17 @@ class Backprop(Solver):
         per_step = sum(v[0].numel() for v in w.values())
         step = 0
         ctx.record(0, w, weights_updated=0)
+        Xf, yf = flatten_trials(X), flatten_trials(y)  # once: each minibatch is an index_select
         for _ in range(p.epochs):
-            for idx in epoch_batches(ctx.generators, n, p.batch_size, X.device):
+            for idx in flat_epoch_batches(ctx.generators, n, p.batch_size, X.device):
+                # Leaves share w's storage; the rule then updates w in place (no new tensors).
+                leaves = [w[k].detach().requires_grad_(True) for k in names]
                 with torch.enable_grad():
-                    leaves = [w[k].requires_grad_(True) for k in names]
                     # The sum of per-trial losses: each trial gets its own gradient.
-                    total = model.loss(w, gather(X, idx), gather(y, idx)).sum()
-                    grads = torch.autograd.grad(total, leaves)
-                new = rule.step([v.detach() for v in leaves], list(grads))
-                w = dict(zip(names, new))
+                    total = model.loss(dict(zip(names, leaves)), take(Xf, idx, B), take(yf, idx, B))
+                    grads = torch.autograd.grad(total.sum(), leaves)
+                with torch.no_grad():
+                    rule.step([w[k] for k in names], list(grads))
                 step += 1
                 if ctx.wants(step):
                     ctx.record(step, w, weights_updated=step * per_step)
@@ -86,26 +88,27 @@ class UpdateRule:
         self.m = [torch.zeros_like(v) for v in like]  # first moment / velocity / square sums
         self.v = [torch.zeros_like(v) for v in like]
 
-    def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        """Update ``params`` in place (under no_grad); the arithmetic, and so the rounding,
+        is that of the out-of-place formulas in the comments."""
         self.t += 1
-        lr, out = self.lr, []
+        lr = self.lr
         for i, (w, g) in enumerate(zip(params, grads)):
-            if self.kind == "sgd":
-                out.append(w - lr * g)
+            if self.kind == "sgd":  # w <- w - lr g
+                w.sub_(lr * g)
             elif self.kind == "momentum":  # heavy ball: v <- mu v + g; w <- w - lr v
-                self.m[i] = self.momentum * self.m[i] + g
-                out.append(w - lr * self.m[i])
+                self.m[i].mul_(self.momentum).add_(g)
+                w.sub_(lr * self.m[i])
             elif self.kind == "adam":  # Kingma & Ba, betas (0.9, 0.999), eps 1e-8
                 b1, b2 = 0.9, 0.999
-                self.m[i] = b1 * self.m[i] + (1 - b1) * g
-                self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
+                self.m[i].mul_(b1).add_((1 - b1) * g)
+                self.v[i].mul_(b2).add_((1 - b2) * g * g)
                 m_hat = self.m[i] / (1 - b1**self.t)
                 v_hat = self.v[i] / (1 - b2**self.t)
-                out.append(w - lr * m_hat / (v_hat.sqrt() + 1e-8))
-            elif self.kind == "adagrad":  # Duchi et al., eps 1e-10
-                self.v[i] = self.v[i] + g * g
-                out.append(w - lr * g / (self.v[i].sqrt() + 1e-10))
-            else:  # rmsprop (Hinton), alpha 0.99, eps 1e-8
-                self.v[i] = 0.99 * self.v[i] + 0.01 * g * g
-                out.append(w - lr * g / (self.v[i].sqrt() + 1e-8))
-        return out
+                w.sub_(lr * m_hat / (v_hat.sqrt() + 1e-8))
+            elif self.kind == "adagrad":  # Duchi et al., eps 1e-10: s <- s + g^2
+                self.v[i].add_(g * g)
+                w.sub_(lr * g / (self.v[i].sqrt() + 1e-10))
+            else:  # rmsprop (Hinton), alpha 0.99, eps 1e-8: s <- 0.99 s + 0.01 g^2
+                self.v[i].mul_(0.99).add_(0.01 * g * g)
+                w.sub_(lr * g / (self.v[i].sqrt() + 1e-8))

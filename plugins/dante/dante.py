@@ -20,7 +20,13 @@ from harness import (
     param,
 )
 from plugins.common.mlp import MLPModel, mse
-from plugins.dante.minibatch import epoch_batches, expand_like, gather, per_trial_norm
+from plugins.dante.minibatch import (
+    expand_like,
+    flat_epoch_batches,
+    flatten_trials,
+    per_trial_norm,
+    take,
+)
 
 LossFn = Callable[[Weights, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -220,18 +226,26 @@ class _Run:
         """T epochs of minibatch steps on the weights ``group`` only (Algorithm 1)."""
         p, w, ctx = self.params, self.w, self.ctx
         velocity = [torch.zeros_like(w[k]) for k in group]  # a fresh SNGD run per layer visit
+        B = H.shape[0]
+        Hf, Tf = flatten_trials(H), flatten_trials(T)  # once: each minibatch is an index_select
         for _ in range(p.epochs_per_layer):
-            for idx in epoch_batches(ctx.generators, self.n, p.batch_size, H.device):
-                Hb, Tb = gather(H, idx), gather(T, idx)
+            for idx in flat_epoch_batches(ctx.generators, self.n, p.batch_size, H.device):
+                Hb, Tb = take(Hf, idx, B), take(Tf, idx, B)
+                # Leaves share w's storage: the step below updates w in place.
+                leaves = [w[k].detach().requires_grad_(True) for k in group]
                 with torch.enable_grad():
-                    leaves = [w[k].detach().requires_grad_(True) for k in group]
                     total = loss({**w, **dict(zip(group, leaves))}, Hb, Tb).sum()
                     grads = torch.autograd.grad(total, leaves)
-                step = self.direction(list(grads))
+                with torch.no_grad():
+                    step = self.direction(list(grads))
+                    scale = [p.lr * expand_like(self.active, w[k]) for k in group]
+                    for i, k in enumerate(group):
+                        if p.momentum:
+                            velocity[i] = p.momentum * velocity[i] + step[i]
+                        else:
+                            velocity[i] = step[i]
+                        w[k].sub_(scale[i] * velocity[i])  # w <- w - lr [active] v
                 on = self.active
-                for i, k in enumerate(group):
-                    velocity[i] = p.momentum * velocity[i] + step[i] if p.momentum else step[i]
-                    w[k] = w[k] - p.lr * expand_like(on, w[k]) * velocity[i]
                 self.iterations += on.long()
                 self.updated += on.double() * size
                 self.step += 1

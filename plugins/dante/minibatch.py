@@ -23,6 +23,33 @@ def epoch_batches(
         yield perm[:, start : start + batch_size]
 
 
+def flat_epoch_batches(
+    generators: list[torch.Generator], n: int, batch_size: int, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """The minibatches of :func:`epoch_batches` (same permutations, same order) as flat row
+    numbers ``trial * n + sample`` (B*b,) into :func:`flatten_trials`' rows, for :func:`take`.
+
+    The offsets are added once per epoch: one ``index_select`` per minibatch then replaces
+    advanced indexing with a (B, 1) row index (about half the time per step).
+    """
+    perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)  # (B, n)
+    flat = perm + n * torch.arange(perm.shape[0], device=device).unsqueeze(1)
+    for start in range(0, n, batch_size):
+        yield flat[:, start : start + batch_size].reshape(-1)
+
+
+def flatten_trials(T: torch.Tensor) -> torch.Tensor:
+    """``T`` (B, n, ...) as (B*n, ...) rows for :func:`take`; done once per training set,
+    since a non-contiguous ``T`` is copied here."""
+    return T.reshape(T.shape[0] * T.shape[1], *T.shape[2:])
+
+
+def take(flat: torch.Tensor, flat_idx: torch.Tensor, B: int) -> torch.Tensor:
+    """Rows ``flat_idx`` (from :func:`flat_epoch_batches`) of ``flat`` (from
+    :func:`flatten_trials`) -> (B, b, ...): the values ``gather`` gives with the (B, b) indices."""
+    return flat.index_select(0, flat_idx).view(B, -1, *flat.shape[1:])
+
+
 def gather(T: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Rows ``idx`` (B, b) of each trial's ``T`` (B, n, ...) -> (B, b, ...)."""
     rows = torch.arange(T.shape[0], device=T.device).unsqueeze(1)
