@@ -32,24 +32,73 @@ def fresh_samples(
     return X, y
 
 
+FRESH_BLOCK = 32
+"""Steps of fresh samples drawn at once: one draw per trial generator per block instead of
+per step (the per-trial Python loop), and one teacher forward for the whole block."""
+
+CHECK_EVERY = 8
+"""Steps between two looks at which trials diverged (a host sync on a GPU); in between a
+diverged trial is frozen by a mask, so results do not depend on this number."""
+
+
 class _Minibatches:
-    """Per-trial shuffled passes over the stored training set (each trial its own generator)."""
+    """Per-trial shuffled passes over the stored training set (each trial its own generator).
+
+    Each epoch permutes every trial's data once; a step's minibatch is then a slice of
+    it (a view, no copy).
+    """
 
     def __init__(self, instance: Instance, generators: list[torch.Generator], m: int) -> None:
-        self.X, self.y, self.gens = instance.X, instance.y, generators
+        self.X, self.y, self.gens = instance.X, instance.y, list(generators)
         self.n = self.X.shape[1]
         self.m = min(m, self.n)
-        self.rows = torch.arange(self.X.shape[0], device=self.X.device).unsqueeze(1)
         self.pos = self.n  # forces a shuffle on the first draw
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pos + self.m > self.n:
-            perms = [torch.randperm(self.n, generator=g) for g in self.gens]
-            self.perm = torch.stack(perms).to(self.X.device)  # (B, n)
-            self.pos = 0
-        idx = self.perm[:, self.pos : self.pos + self.m]  # (B, m)
+            device = self.X.device
+            perm = torch.stack([torch.randperm(self.n, generator=g) for g in self.gens])
+            perm = perm.to(device)  # (b, n)
+            rows = torch.arange(len(self.gens), device=device).unsqueeze(1)
+            self.Xp, self.yp, self.pos = self.X[rows, perm], self.y[rows, perm], 0
+        s = slice(self.pos, self.pos + self.m)
         self.pos += self.m
-        return self.X[self.rows, idx], self.y[self.rows, idx]
+        return self.Xp[:, s], self.yp[:, s]
+
+    def keep(self, rows: torch.Tensor, instance: Instance) -> None:
+        """Continue with the trials ``rows`` of the current batch only."""
+        self.X, self.y = instance.X, instance.y
+        self.gens = [self.gens[i] for i in rows.tolist()]
+        if self.pos < self.n:
+            self.Xp, self.yp = self.Xp[rows], self.yp[rows]
+
+
+class _FreshBlocks:
+    """Fresh samples for ``FRESH_BLOCK`` steps at a time (see :func:`fresh_samples`)."""
+
+    def __init__(self, instance: Instance, generators: list[torch.Generator], m: int) -> None:
+        self.instance, self.gens, self.m = instance, list(generators), m
+        self.step = FRESH_BLOCK
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.step == FRESH_BLOCK:
+            X, y = fresh_samples(self.instance, self.gens, FRESH_BLOCK * self.m)
+            self.X = X.view(X.shape[0], FRESH_BLOCK, self.m, X.shape[-1])
+            self.y = y.view(y.shape[0], FRESH_BLOCK, self.m, *y.shape[2:])
+            self.step = 0
+        self.step += 1
+        return self.X[:, self.step - 1], self.y[:, self.step - 1]
+
+    def keep(self, rows: torch.Tensor, instance: Instance) -> None:
+        self.instance = instance
+        self.gens = [self.gens[i] for i in rows.tolist()]
+        self.X, self.y = self.X[rows], self.y[rows]
+
+
+def _finite(weights: Weights) -> torch.Tensor:
+    """Per trial: are all weights finite? (b,)"""
+    oks = [torch.isfinite(v.flatten(1)).all(1) for v in weights.values()]
+    return torch.stack(oks).all(0)
 
 
 class SGD(Solver):
@@ -61,6 +110,10 @@ class SGD(Solver):
     teacher every step, i.e. SGD on the population loss (2), as the paper's
     analysis assumes. The loss is 1/2 the mean squared error (the harness
     convention), so the gradient is half that of the paper's loss (2).
+
+    Every trial runs ``max_iter`` steps, except one whose weights stop being finite:
+    it stops at that step (its iteration count), is reported as diverged, and leaves
+    the batch.
     """
 
     name = "sgd"
@@ -78,18 +131,44 @@ class SGD(Solver):
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         p = self.params
         model = instance.model
-        weights = {k: v.clone() for k, v in weights.items()}
-        B = instance.batch
-        if p.sampling == "dataset":
-            batches = _Minibatches(instance, ctx.generators, p.batch_size)
-            draw = batches.next
-        else:
-            draw = lambda: fresh_samples(instance, ctx.generators, p.batch_size)
-        ctx.record(0, weights)
+        W = {k: v.clone() for k, v in weights.items()}
+        B, device = instance.batch, instance.X.device
+        source = _Minibatches if p.sampling == "dataset" else _FreshBlocks
+        batches = source(instance, ctx.generators, p.batch_size)
+        iterations = torch.zeros(B, dtype=torch.long, device=device)
+        ctx.record(0, W)
+        # The running batch: ``index`` maps its rows to trials; a diverged trial is frozen
+        # by ``running`` and leaves the batch at the next look (every CHECK_EVERY steps).
+        index = torch.arange(B, device=device)
+        Wa, model_a = W, model
+        its = torch.zeros(B, dtype=torch.long, device=device)
+        running = torch.ones(B, dtype=torch.bool, device=device)
         for t in range(1, p.max_iter + 1):
-            X, y = draw()
-            grads = model.grad(weights, X, y)
-            weights = {k: v - p.step_size * grads[k] for k, v in weights.items()}
-            ctx.record(t, weights)
-        iterations = torch.full((B,), p.max_iter, dtype=torch.long, device=instance.X.device)
-        return SolveResult(weights, iterations)
+            X, y = batches.next()
+            grads = model_a.grad(Wa, X, y)
+            W_new = {k: v - p.step_size * grads[k] for k, v in Wa.items()}  # W_t - eta G_t
+            Wa = {
+                k: torch.where(running.view(-1, *[1] * (v.dim() - 1)), W_new[k], v)
+                for k, v in Wa.items()
+            }
+            its += running.long()
+            running &= _finite(W_new)
+            if ctx.wants(t):  # the full batch only for an iterate the trace keeps
+                W = {k: W[k].index_put((index,), Wa[k]) for k in W}
+                ctx.record(t, W)
+            if t % CHECK_EVERY == 0 or t == p.max_iter:
+                still = int(running.sum())
+                if 0 < still < len(running):
+                    W = {k: W[k].index_put((index,), Wa[k]) for k in W}
+                    iterations = iterations.index_put((index,), its)
+                    rows = running.nonzero().squeeze(1)
+                    index, its, running = index[rows], its[rows], running[rows]
+                    Wa = {k: v[rows] for k, v in Wa.items()}
+                    sub = instance.select(index)
+                    model_a = sub.model
+                    batches.keep(rows, sub)
+                elif still == 0:
+                    break
+        W = {k: W[k].index_put((index,), Wa[k]) for k in W}
+        iterations = iterations.index_put((index,), its)
+        return SolveResult(W, iterations)

@@ -8,6 +8,12 @@ import torch
 
 from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
 
+CHECK_EVERY = 8
+"""Iterations between two looks at which trials have stopped. A look reads a flag back to
+the host (a device sync on a GPU) and, when some trials stopped, compacts the batch; in
+between, stopped trials are frozen by a mask, so a trial's result and iteration count do
+not depend on this number."""
+
 
 @dataclass(frozen=True)
 class GDParams:
@@ -17,6 +23,16 @@ class GDParams:
     batch_size: int = param(
         0, "0: full batch; m > 0: each step uses m fresh samples (disjoint within an epoch)", min=0
     )
+
+
+def _sq_norm(W: Weights) -> torch.Tensor:
+    """Per-trial squared Frobenius norm over all weight tensors, (b,)."""
+    return sum(v.flatten(1).pow(2).sum(1) for v in W.values())  # type: ignore[return-value]
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-trial mask (b,) shaped to broadcast against ``like`` (b, ...)."""
+    return mask.view(-1, *[1] * (like.dim() - 1))
 
 
 class GD(Solver):
@@ -29,7 +45,10 @@ class GD(Solver):
     each trial shuffles its training set once per epoch (its own generator) and
     takes consecutive disjoint batches of m.
 
-    A trial whose loss or weights become non-finite stops and is reported as diverged.
+    A trial stops when its step is below tol (relative) or its loss or weights become
+    non-finite (reported as diverged). All trials step together as one batch; stopped
+    trials are masked, and every ``CHECK_EVERY`` iterations they leave the batch, so
+    trials that stop early cost nothing after that.
     """
 
     name = "gd"
@@ -38,38 +57,59 @@ class GD(Solver):
 
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         model, X, y = instance.model, instance.X, instance.y
-        W = {k: v.clone() for k, v in weights.items()}
-        Bn = X.shape[0]
+        device = X.device
         eta, tol = self.params.step_size, self.params.tol
-        iterations = torch.zeros(Bn, dtype=torch.long)
-        active = torch.arange(Bn)
-        sub_model = model
-        n, m = X.shape[1], self.params.batch_size
+        B, n, m = X.shape[0], X.shape[1], self.params.batch_size
         minibatch = 0 < m < n
-        perms, pos = None, n
+        # Full-batch state (what is returned and traced) and the compacted running batch:
+        # ``index`` maps running rows to trials; Xa, ya, model_a, Wa are those trials' data.
+        W = {k: v.clone() for k, v in weights.items()}
+        iterations = torch.zeros(B, dtype=torch.long, device=device)
+        index = torch.arange(B, device=device)
+        gens = list(ctx.generators)
+        Xa, ya, model_a = X, y, model
+        Wa = {k: v.clone() for k, v in W.items()}
+        its = torch.zeros(B, dtype=torch.long, device=device)
+        running = torch.ones(B, dtype=torch.bool, device=device)
+        Xp, yp, pos = X, y, n  # this epoch's shuffled data (minibatch mode)
+
+        def write_back() -> None:
+            for k in W:
+                W[k][index] = Wa[k]
+            iterations[index] = its
+
         for t in range(1, self.params.max_iter + 1):
-            Wa = {k: v[active] for k, v in W.items()}
-            if len(active) < Bn:
-                sub_model = model.select(active)
-            Xa, ya = X[active], y[active]
             if minibatch:
                 if pos + m > n:  # new epoch: every trial reshuffles with its own generator
-                    perms = torch.stack([torch.randperm(n, generator=g) for g in ctx.generators])
-                    perms, pos = perms.to(X.device), 0
-                idx = perms[active, pos : pos + m]  # (b, m)
+                    perm = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+                    rows = torch.arange(len(gens), device=device).unsqueeze(1)
+                    Xp, yp, pos = Xa[rows, perm], ya[rows, perm], 0
+                Xb, yb = Xp[:, pos : pos + m], yp[:, pos : pos + m]  # views: no copy
                 pos += m
-                rows = torch.arange(len(active), device=X.device).unsqueeze(1)
-                Xa, ya = Xa[rows, idx], ya[rows, idx]
-            g = sub_model.grad(Wa, Xa, ya)
-            W_new = {k: Wa[k] - eta * g[k] for k in Wa}
-            change = torch.sqrt(sum((W_new[k] - Wa[k]).flatten(1).pow(2).sum(1) for k in Wa))
-            size = torch.sqrt(sum(Wa[k].flatten(1).pow(2).sum(1) for k in Wa))
-            for k in W:
-                W[k][active] = W_new[k]
-            iterations[active] = t
-            ctx.record(t, W)
-            keep = torch.isfinite(change) & (change > tol * size)
-            active = active[keep]
-            if len(active) == 0:
-                break
+            else:
+                Xb, yb = Xa, ya
+            g = model_a.grad(Wa, Xb, yb)
+            W_new = {k: Wa[k] - eta * g[k] for k in Wa}  # Algorithm 1's step
+            change = _sq_norm({k: W_new[k] - Wa[k] for k in Wa}).sqrt()
+            keep = torch.isfinite(change) & (change > tol * _sq_norm(Wa).sqrt())
+            Wa = {k: torch.where(_rows(running, v), W_new[k], v) for k, v in Wa.items()}
+            its += running.long()
+            running &= keep
+            if ctx.wants(t):  # full weights only for an iterate the trace keeps
+                write_back()
+                ctx.record(t, W)
+            if t % CHECK_EVERY == 0 or t == self.params.max_iter:
+                still = int(running.sum())  # the only host sync, once per CHECK_EVERY
+                if still < len(running):
+                    write_back()
+                    if still == 0:
+                        break
+                    keep_rows = running.nonzero().squeeze(1)
+                    gens = [gens[i] for i in keep_rows.tolist()]
+                    index, its, running = index[keep_rows], its[keep_rows], running[keep_rows]
+                    Wa = {k: v[keep_rows] for k, v in Wa.items()}
+                    Xa, ya, model_a = X[index], y[index], model.select(index)
+                    if minibatch:
+                        Xp, yp = Xp[keep_rows], yp[keep_rows]
+        write_back()
         return SolveResult(W, iterations)
