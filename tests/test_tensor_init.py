@@ -11,12 +11,14 @@ import torch
 from harness import Instance
 from plugins.common.models import OneHiddenModel
 from plugins.common.tensor_moments import (
+    decompose_t4,
     moment_m1,
     moment_m2,
     moment_t4,
     relu_gamma,
     relu_m,
     span_from_p,
+    weights_from_m1,
 )
 from plugins.zhang_gd.tensor_init import TensorInit
 
@@ -211,3 +213,84 @@ def test_full_mode_on_the_single_neuron_teacher():
     init = TensorInit(TensorInit.make_params({"mode": "full"}))
     W0 = init.initialize(inst, _generators(B), F64)["W"]
     assert (_matched_rel_error(W0, inst.truth["W"]) < 0.15).all()
+
+
+# ---------------------------------------------------------------------------
+# Why GD stalls from the full start at N = 5000 (Zhang et al. Fig. 2a): each step
+# of Zhong et al.'s Alg. 1 is exact on exact moments and consistent on empirical
+# ones; the fourth moment is merely noisy (relative error 2.4 at d = 10, K = 5,
+# N = 5000). These tests would catch a bias (an error that stops falling with N)
+# or a wrong step, which the noise at small N could otherwise hide.
+# ---------------------------------------------------------------------------
+
+
+def _true_span_and_components(W_star: torch.Tensor):
+    """Orthonormal basis V of span(W*), unit components U = V^T w_bar_i and norms."""
+    V, _ = torch.linalg.qr(W_star)
+    norms = W_star.norm(dim=1)  # (B, k)
+    U = V.transpose(1, 2) @ (W_star / norms.unsqueeze(1))
+    return V, U, norms
+
+
+def _sign_free_direction_error(U: torch.Tensor, U_true: torch.Tensor) -> torch.Tensor:
+    """Largest angle between matched unit columns, ignoring signs; (B,)."""
+    cos = (U.transpose(1, 2) @ U_true).abs()  # (B, k, k)
+    k = cos.shape[1]
+    best = torch.stack(
+        [cos[:, list(p), list(range(k))].min(1).values for p in itertools.permutations(range(k))]
+    ).amax(0)
+    return torch.arccos(best.clamp(max=1.0))
+
+
+def test_decomposition_and_norms_are_exact_on_exact_moments_k5():
+    # Zhang et al.'s teacher (d = 10, K = 5, kappa = 2): K non-orthogonal components
+    # in a K-dimensional span, the hardest case for simultaneous diagonalization.
+    # On the population T4 = sum m4(s_i) u_i^(x4) (Zhong et al. Def. 5.1) the
+    # decomposition must return the u_i, and the M1 step (Alg. 1, last step) the
+    # w_i with their norms and signs, whatever signs the decomposition gave.
+    B, d, k, D = 4, 10, 5, 8
+    gen = torch.Generator().manual_seed(31)
+    W_star = _teacher(gen, B, d, k)
+    V, U_true, norms = _true_span_and_components(W_star)
+    T4 = torch.einsum("zi,zai,zbi,zci,zdi->zabcd", relu_m(4, norms), *[U_true] * 4)
+    betas = torch.randn(B, D, k, dtype=F64, generator=gen)
+    betas = betas / betas.norm(dim=2, keepdim=True)
+    g1 = torch.randn(B, D, k, dtype=F64, generator=gen)
+    g2 = torch.randn(B, D, k, dtype=F64, generator=gen)
+    U = decompose_t4(T4, betas, g1, g2)
+    assert _sign_free_direction_error(U, U_true).max() < 1e-6
+
+    M1 = (relu_m(1, norms).unsqueeze(1) * W_star / norms.unsqueeze(1)).sum(2)  # sum_i m1 w_bar_i
+    signs = torch.where(torch.rand(B, 1, k, generator=gen) < 0.5, -1.0, 1.0).to(F64)
+    W = weights_from_m1(M1, signs * W_star / norms.unsqueeze(1))
+    torch.testing.assert_close(W, W_star)
+
+
+def test_fourth_moment_error_falls_like_inverse_sqrt_n():
+    # An unbiased M4 estimate has error ~ 1/sqrt(N): 16x the samples cut it 4x. A
+    # wrong Hermite term or constant would leave a bias and the error would plateau.
+    # Measured (8 trials): mean error 0.81 -> 0.21, ratio 3.8.
+    d, k, B = 6, 3, 8
+    errors = {}
+    for n in (10_000, 160_000):
+        inst, W_star = _instance(41, B, n, d, k)
+        V, U_true, norms = _true_span_and_components(W_star)
+        T4_true = torch.einsum("zi,zai,zbi,zci,zdi->zabcd", relu_m(4, norms), *[U_true] * 4)
+        T4 = moment_t4(inst.X, inst.y, V)
+        errors[n] = ((T4 - T4_true).flatten(1).norm(dim=1) / T4_true.flatten(1).norm(dim=1)).mean()
+    ratio = errors[10_000] / errors[160_000]
+    assert 2.5 < ratio < 6.5, (errors, ratio)
+
+
+def test_full_mode_error_falls_with_n():
+    # The whole initializer is consistent: its matched error falls at least at the
+    # 1/sqrt(N) rate's pace between 2 10^4 and 3.2 10^5 samples (16x: rate 4x; asked
+    # 2.5x). Measured (8 trials, d = 5, k = 2): median 0.156 -> 0.035 (4.4x).
+    d, k, B = 5, 2, 8
+    init = TensorInit(TensorInit.make_params({"mode": "full"}))
+    medians = {}
+    for n in (20_000, 320_000):
+        inst, W_star = _instance(21, B, n, d, k)
+        W0 = init.initialize(inst, _generators(B), F64)["W"]
+        medians[n] = _matched_rel_error(W0, W_star).median()
+    assert medians[20_000] > 2.5 * medians[320_000], medians
