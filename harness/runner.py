@@ -15,6 +15,7 @@ import math
 import socket
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +53,33 @@ class UnitResult:
     unit: WorkUnit
     runs: list[dict[str, Any]]
     traces: list[dict[str, Any]] = field(default_factory=list)
+    device: str | None = None
+    """The device the unit's solver ran on (``cpu`` when CUDA was asked for but missing)."""
+
+
+class DeviceFallbackWarning(UserWarning):
+    """A suite asked for CUDA where no GPU is available; the unit runs on the CPU."""
+
+
+_FALLBACK_WARNED: set[str] = set()
+
+
+def resolve_device(requested: str) -> torch.device:
+    """The device a unit runs on: the suite's ``device``, or the CPU when it asks for CUDA
+    and this process has none. The fallback warns once per process and requested device
+    (a worker's warning reaches the terminal through its inherited stderr); results say
+    what ran in :attr:`UnitResult.device`."""
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        if requested not in _FALLBACK_WARNED:
+            _FALLBACK_WARNED.add(requested)
+            warnings.warn(
+                f"device = {requested!r} was requested but CUDA is not available on "
+                f"{socket.gethostname()} (torch {torch.__version__}); running on cpu",
+                DeviceFallbackWarning,
+                stacklevel=2,
+            )
+        return torch.device("cpu")
+    return torch.device(requested)
 
 
 def _trace_schedule(every: Any):
@@ -245,12 +273,11 @@ def run_unit(unit: WorkUnit) -> UnitResult:
     rows = [base_row(unit, t, s[0], created, host) for t, s in zip(unit.trials, seeds)]
     traces: list[dict[str, Any]] = []
     dtype = getattr(torch, unit.dtype)
-    device = torch.device(
-        unit.device if unit.device != "cuda" or torch.cuda.is_available() else "cpu"
-    )
     B = len(unit.trials)
 
+    device = None
     try:
+        device = resolve_device(unit.device)
         problem = _instantiate(registry, cell.problem)
         init = _instantiate(registry, cell.initializer)
         solver = _instantiate(registry, cell.solver)
@@ -263,7 +290,7 @@ def run_unit(unit: WorkUnit) -> UnitResult:
         msg = "setup failed: " + _error_text(exc)
         for row in rows:
             row.update(status="error", error=msg)
-        return UnitResult(unit, rows, traces)
+        return UnitResult(unit, rows, traces, device=None if device is None else str(device))
 
     trace_metrics = [m for m in metrics if m.name in unit.trace]
     wants = _trace_schedule(unit.trace_every)
@@ -334,7 +361,7 @@ def run_unit(unit: WorkUnit) -> UnitResult:
             unit,
             trace_metrics,
         )
-    return UnitResult(unit, rows, traces)
+    return UnitResult(unit, rows, traces, device=str(device))
 
 
 def _finish(
