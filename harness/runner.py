@@ -263,9 +263,33 @@ def trial_seeds(cell: Cell, trials: tuple[int, ...] | list[int]) -> list[tuple[i
     return out
 
 
+_BLAS_POOLS: Any = None
+
+
+def _blas_threads() -> Any:
+    """Limit numpy's and scipy's BLAS pools to torch's thread count for one unit.
+
+    The executors give every solver torch's thread count (one by default); a plugin
+    calling BLAS or LAPACK through numpy or scipy would otherwise start a thread per
+    core beside every worker, and small factorizations slow down many times over. The
+    pools are found once per process, after the plugins (and their libraries) loaded.
+    """
+    global _BLAS_POOLS
+    if _BLAS_POOLS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_POOLS = ThreadpoolController()
+    return _BLAS_POOLS.limit(limits=torch.get_num_threads(), user_api="blas")
+
+
 def run_unit(unit: WorkUnit) -> UnitResult:
     """Run the trials of ``unit``; never raises for a solver/problem failure."""
     registry = get_registry(unit.plugins, unit.blocked)
+    with _blas_threads():
+        return _run_unit(unit, registry)
+
+
+def _run_unit(unit: WorkUnit, registry: Any) -> UnitResult:
     cell = unit.cell
     created = datetime.now(UTC).isoformat()
     host = socket.gethostname()

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
 from plugins.common.linalg import MaskedLeastSquares, bmm
+from plugins.jagatap_hegde.neuron_lapack import NeuronAltMin
+
+LAPACK_NEURON = True
+"""Run k = 1, float64, CPU cells one trial at a time on LAPACK (neuron_lapack.py). Off, they
+take the trial-batched tensor path every other case takes (tests compare the two)."""
 
 
 def batched_least_squares(A: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -72,6 +78,9 @@ class AltMin(Solver):
         Bn, n, d = X.shape
         k = W.shape[2]
         T, tol = self.params.max_iter, self.params.tol
+        if k == 1 and LAPACK_NEURON and X.device.type == "cpu" and X.dtype == torch.float64:
+            W, iterations = self._neurons_on_lapack(X, y, W, ctx)
+            return SolveResult({"W": W - offset}, iterations)
         iterations = torch.zeros(Bn, dtype=torch.long)
         active = torch.arange(Bn, device=X.device)
         ls = MaskedLeastSquares(X, y)
@@ -117,6 +126,42 @@ class AltMin(Solver):
                 if len(active) == 0:
                     break
         return SolveResult({"W": W - offset}, iterations)
+
+    def _neurons_on_lapack(
+        self, X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, ctx: SolveContext
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """k = 1 on the CPU: each trial on its own, its data in cache (neuron_lapack.py).
+
+        Without traces a trial runs all its iterations back to back (and may jump to the
+        end of a cycle); with traces the trials advance in lockstep so every recorded
+        iterate is timed where it happens. Both run the same calls on each trial, so the
+        results are the same.
+        """
+        T, tol = self.params.max_iter, self.params.tol
+        traced = any(ctx.wants(t) for t in range(1, T + 1))
+        Xn, yn, Wn = X.numpy(), y.numpy(), W[:, :, 0].numpy()
+        trials = [
+            NeuronAltMin(Xn[b], yn[b], Wn[b], T, tol, jump=not traced) for b in range(len(Xn))
+        ]
+        if traced:
+            going = [tr for tr in trials if not tr.done]
+            for t in range(1, T + 1):
+                going = [tr for tr in going if tr.step(t)]
+                if ctx.wants(t):
+                    ctx.record(t, {"W": self._stack(trials, W)})
+                if not going:
+                    break
+        else:
+            for tr in trials:
+                t = 1
+                while not tr.done and tr.step(t):
+                    t += 1
+        iterations = torch.tensor([tr.iterations for tr in trials], dtype=torch.long)
+        return self._stack(trials, W), iterations
+
+    @staticmethod
+    def _stack(trials: list[NeuronAltMin], like: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.stack([tr.w for tr in trials])).to(like).unsqueeze(-1)
 
 
 class PatternHistory:
