@@ -4,11 +4,12 @@ Prints, each next to its target:
 * wall time of ``relubench run suites/jagatap-fig1.toml --profile full`` (<= 30 s),
   startup included, and the peak summed RSS of the driver and its workers (< 2 GiB);
 * the speedup over a straightforward per-trial NumPy loop (np.linalg.lstsq every
-  iteration, same max_iter and stopping rule) on a subset both finish (>= 20x), both
+  iteration, same max_iter and stopping rule) on subsets both finish (>= 20x): J1's whole
+  grid with 3 trials per cell, and the 15-cell subset earlier versions used; both
   single-threaded in this process on the same trials, and whether they agree;
 * that the stored results equal an unbatched run (every trial its own work unit).
 
-Usage: python benchmarks/bench_j1.py [--subset-trials 10] [--skip-unbatched]
+Usage: python benchmarks/bench_j1.py [--grid-trials 3] [--subset-trials 10] [--skip-unbatched]
 """
 
 from __future__ import annotations
@@ -48,13 +49,12 @@ def numpy_altmin(X: np.ndarray, y: np.ndarray, T: int, tol: float) -> tuple[np.n
     return w, it
 
 
-def subset_speedup(trials: int) -> None:
+def subset_speedup(cells: list[tuple[int, int]], trials: int, label: str) -> None:
     from harness import SolveContext
     from plugins.common.problems import SingleNeuron, SingleNeuronParams
     from plugins.jagatap_hegde.altmin import AltMin, AltMinParams
 
     torch.set_num_threads(1)
-    cells = [(d, n) for d in (50, 100, 150) for n in (50, 150, 250, 350, 500)]
     t_torch = t_numpy = 0.0
     agree = total = 0
     max_dev = 0.0
@@ -79,10 +79,7 @@ def subset_speedup(trials: int) -> None:
             if e < 0.01:
                 max_dev = max(max_dev, abs(e - err_t[i]))
         t_numpy += time.perf_counter() - start
-    print(
-        f"   subset: d in (50, 100, 150) x n in (50, 150, 250, 350, 500), {trials} trials each, "
-        "1 thread"
-    )
+    print(f"   subset: {label}, {trials} trials per cell, 1 thread")
     line("torch batched AltMin (s)", t_torch, "s", "", None)
     line("NumPy per-trial lstsq loop (s)", t_numpy, "s", "", None)
     line("speedup over the NumPy loop", t_numpy / t_torch, "x", ">= 20x", t_numpy / t_torch >= 20)
@@ -100,6 +97,7 @@ def stored(folder: Path):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--subset-trials", type=int, default=10)
+    ap.add_argument("--grid-trials", type=int, default=3)
     ap.add_argument("--skip-unbatched", action="store_true")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
@@ -136,7 +134,13 @@ def main() -> None:
             line("unbatched wall time (3 of 7 rows)", wall1, "s", "", None)
             line("identical success + iterations", float(same), "bool", "1", same)
             line("max |param_error difference|", dev, "", "0", dev == 0.0)
-    subset_speedup(args.subset_trials)
+    # J1's own grid (every d and n, so the cells below, at and above the transition weigh
+    # as they do in the full run) with few trials, then the smaller subset earlier runs of
+    # this script used (fewer cells below the transition: the NumPy loop is cheapest there).
+    grid = [(d, n) for d in range(50, 201, 25) for n in range(50, 501, 50)]
+    subset_speedup(grid, args.grid_trials, "J1's grid (7 d x 10 n)")
+    old = [(d, n) for d in (50, 100, 150) for n in (50, 150, 250, 350, 500)]
+    subset_speedup(old, args.subset_trials, "d in (50, 100, 150) x n in (50, 150, ..., 500)")
 
 
 if __name__ == "__main__":

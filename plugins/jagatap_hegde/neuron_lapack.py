@@ -36,11 +36,11 @@ from plugins.common.linalg import ILL_CONDITIONED
 
 def _cholesky_solve(G: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """Solve G x = b by Cholesky (lower triangle of G, overwritten); None if untrustworthy."""
-    L, x, info = lapack.dposv(G, b, lower=1, overwrite_a=1)
+    L, x, info = lapack.dposv(G, b, lower=1, overwrite_a=1)  # G in Fortran order: no copy
     if info != 0:
         return None
     diag = L.diagonal()
-    if not (diag.min() / diag.max()) ** 2 >= ILL_CONDITIONED or not np.isfinite(x).all():
+    if not (diag.min() / diag.max()) ** 2 >= ILL_CONDITIONED or not np.isfinite(x @ x):
         return None
     return x
 
@@ -95,7 +95,9 @@ class NeuronLeastSquares:
             if self.K is None:
                 full = dsyrk(1.0, X.T, trans=1, lower=1)  # X X^T (n, n), lower triangle
                 self.K = np.tril(full) + np.tril(full, -1).T
-            z = _cholesky_solve(self.K.take(R, 0).take(R, 1), y[R])
+            # (X X^T)_RR is symmetric: its transpose view is the Fortran-order matrix LAPACK
+            # takes in place.
+            z = _cholesky_solve(self.K.take(R, 0).take(R, 1).T, y[R])
             if z is not None:
                 z_all = np.zeros(n)
                 z_all[R] = z
@@ -129,16 +131,16 @@ class NeuronAltMin:
             self.w[:] = np.nan
             self.iterations = 1
         self.ls: NeuronLeastSquares | None = NeuronLeastSquares(X, y)
-        self.prev: np.ndarray | None = None
+        self.prev: bytes | None = None  # the last pattern, as bytes
         self.seen: dict[bytes, int] = {}
         self.history: list[np.ndarray] = []  # w_1, w_2, ... up to the first repeated pattern
 
     def step(self, t: int) -> bool:
         """Run iteration t; return whether the trial goes on."""
         p = self.X @ self.w >= 0  # line 3
-        if self.prev is not None and np.array_equal(p, self.prev):
-            return self._stop()  # the least squares would return w_{t-1} again
         key = p.tobytes()
+        if key == self.prev:
+            return self._stop()  # the least squares would return w_{t-1} again
         s = self.seen.get(key)
         if s is None:
             w_new = self.ls.solve(p)  # lines 4-6
@@ -146,14 +148,15 @@ class NeuronAltMin:
             self.history.append(w_new)
         else:
             w_new = self.history[s - 1]  # p_t = p_s, so w_t = w_s
-        change = np.linalg.norm(w_new - self.w)
-        stop = bool(change <= self.tol * np.linalg.norm(self.w)) or not np.isfinite(change)
+        delta = w_new - self.w
+        change = np.sqrt(delta @ delta)
+        stop = bool(change <= self.tol * np.sqrt(self.w @ self.w)) or not np.isfinite(change)
         if s is not None and not stop and self.jump:
             # The cycle w_s, ..., w_{t-1} of period t - s repeats up to T: jump to its end.
             self.w = self.history[s - 1 + (self.T - t) % (t - s)]
             self.iterations = self.T
             return self._stop()
-        self.w, self.prev, self.iterations = w_new, p, t
+        self.w, self.prev, self.iterations = w_new, key, t
         if stop or t == self.T:
             return self._stop()
         return True
