@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 
 def match_columns(W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
@@ -19,6 +18,10 @@ def match_columns(W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
     cost = torch.cdist(W.transpose(1, 2), W_star.transpose(1, 2)).pow(2).cpu().numpy()
     B, k, _ = cost.shape
     perm = np.tile(np.arange(k), (B, 1))
+    if k > 1:
+        # Imported here: scipy.optimize takes ~0.5 s to import, and every process that
+        # loads the plugins (the driver, each worker) would pay it even for k = 1.
+        from scipy.optimize import linear_sum_assignment
     for b in range(B):
         if k > 1 and np.isfinite(cost[b]).all():
             rows, cols = linear_sum_assignment(cost[b])
