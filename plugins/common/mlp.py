@@ -17,6 +17,12 @@ slopes ``a`` below zero and ``b`` above), the ReLU, or the sigmoid. With the MSE
 loss the output layer uses the same activation (Eq. 1: every layer has its phi)
 unless ``output = "linear"``; with cross-entropy it is a softmax (Sec. 3.3).
 
+With ``identity = true`` every hidden layer is a residual block
+``a_{l+1} = phi(a_l + a_l W_l + b_l)``: a linear layer, an identity mapping and the
+activation, the block of Li & Yuan's Sec. 5.4 experiment. The identity is no weight
+(``W{l}`` stays the linear layer), and it needs every hidden width equal to the input
+width; the output layer has no identity.
+
 The training objective :meth:`MLPModel.loss` is the per-trial mean over samples
 of the MSE averaged over output units (the scale of the paper's Table 1 test
 losses), or of the cross-entropy with class-index targets.
@@ -30,7 +36,7 @@ from typing import Literal
 
 import torch
 
-from harness import Initializer, Instance, Model, Weights, param
+from harness import Initializer, InputError, Instance, Model, Weights, param
 
 ACTIVATIONS = ("leaky_relu", "relu", "sigmoid")
 LOSSES = ("mse", "cross_entropy")
@@ -76,6 +82,7 @@ class MLPModel(Model):
         b: float = 1.0,
         output: str = "activation",
         scalar_output: bool = False,
+        identity: bool = False,
     ) -> None:
         if len(sizes) < 2:
             raise ValueError(f"an MLP needs an input and an output size, got {sizes}")
@@ -89,6 +96,11 @@ class MLPModel(Model):
         if scalar_output and self.sizes[-1] != 1:
             raise ValueError("scalar_output needs a single output unit")
         self.scalar_output = scalar_output
+        self.identity = bool(identity)
+        if self.identity:
+            bad = identity_mismatch(self.sizes)
+            if bad:
+                raise ValueError(bad)
 
     # -- structure ------------------------------------------------------------
     @property
@@ -136,6 +148,8 @@ class MLPModel(Model):
             H = H.unsqueeze(-1)
         Z = torch.baddbmm(weights[f"b{l}"].unsqueeze(1), H, weights[f"W{l}"])
         if l < self.n_layers - 1:
+            if self.identity:  # Li & Yuan Sec. 5.4 block: phi(h + h W + b)
+                Z = Z + H
             return self.phi(Z)
         if self.loss_name != "cross_entropy" and self.output != "linear":
             Z = self.phi(Z)
@@ -162,6 +176,24 @@ class MLPModel(Model):
         return self.objective(self.forward(weights, X), y)
 
 
+def identity_mismatch(sizes: tuple[int, ...]) -> str | None:
+    """Why ``sizes`` (input, hidden..., output) cannot have identity mappings, or None.
+
+    An identity mapping adds a block's input to its output, so every hidden width
+    must equal the input width, and there must be a hidden layer to carry it.
+    """
+    hidden = sizes[1:-1]
+    if not hidden:
+        return 'identity = true needs hidden layers (hidden = "" has none)'
+    if any(h != sizes[0] for h in hidden):
+        widths = "-".join(str(h) for h in hidden)
+        return (
+            f"identity = true needs every hidden width equal to the input width "
+            f'{sizes[0]} (e.g. hidden = "{sizes[0]}-{sizes[0]}"), got hidden = "{widths}"'
+        )
+    return None
+
+
 def mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-trial mean squared error over samples and output units, shape (B,)."""
     r = out - target.reshape(out.shape)
@@ -184,14 +216,30 @@ class MLPParams:
     output: Literal["activation", "linear"] = param(
         "activation", "MSE output layer: the hidden activation (Eq. 1) or linear"
     )
+    identity: bool = param(
+        False,
+        "identity mappings: every hidden layer is phi(h + h W + b) (Li & Yuan Sec. 5.4); "
+        "every hidden width must equal the input width",
+    )
 
 
 def check_mlp_params(p: MLPParams) -> tuple[str, str] | None:
     """Cross-parameter checks shared by every ``mlp`` problem."""
     try:
-        parse_hidden(p.hidden)
+        hidden = parse_hidden(p.hidden)
     except ValueError as exc:
         return ("hidden", str(exc))
+    if p.identity:
+        # The input width is the dataset's, known only when sampling (build_mlp checks it);
+        # here: there are hidden layers, all of one width.
+        if not hidden:
+            return ("identity", 'identity = true needs hidden layers (hidden = "" has none)')
+        if len(set(hidden)) > 1:
+            return (
+                "hidden",
+                f"identity = true needs every hidden layer as wide as the input, so all of "
+                f'one width (e.g. "784-784-784"), got hidden = {p.hidden!r}',
+            )
     if p.activation == "leaky_relu" and p.a > p.b:
         return ("a", f"the generalized ReLU needs 0 <= a <= b, got a={p.a}, b={p.b}")
     return None
@@ -200,7 +248,11 @@ def check_mlp_params(p: MLPParams) -> tuple[str, str] | None:
 def build_mlp(p: MLPParams, d_in: int, d_out: int, scalar_output: bool = False) -> MLPModel:
     """The student network of an ``mlp`` problem with ``d_in`` inputs and ``d_out`` outputs."""
     sizes = (d_in, *parse_hidden(p.hidden), d_out)
-    return MLPModel(sizes, p.activation, p.loss, p.a, p.b, p.output, scalar_output)
+    if p.identity:
+        bad = identity_mismatch(sizes)
+        if bad:  # the input width is the dataset's: an input error, not a bug
+            raise InputError(bad)
+    return MLPModel(sizes, p.activation, p.loss, p.a, p.b, p.output, scalar_output, p.identity)
 
 
 # ---------------------------------------------------------------------------

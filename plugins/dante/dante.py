@@ -72,6 +72,10 @@ class Dante(Solver):
     families = ("mlp", "one_hidden", "two_hidden", "skip")
 
     def skip(self, problem: Problem, initializer: Initializer) -> str | None:
+        if problem.family() == "mlp" and getattr(problem.params, "identity", False):
+            # Each sub-problem is one layer's phi(a W + b) (Algorithm 2); a block with an
+            # identity mapping, phi(a + a W + b), is not what DANTE's SLQC analysis covers.
+            return "DANTE's layer-wise sub-problems assume no identity mappings (identity = true)"
         if self.params.schedule == "pairs":
             if problem.family() != "mlp":
                 return "schedule 'pairs' needs an mlp autoencoder"
