@@ -134,6 +134,18 @@ class DaskExecutor:
         timed = bool(unit.timeout_s)
         return self.client.submit(run_unit_on_worker, unit, timed, key=key, pure=False)
 
+    def _submit_all(self, units: list[WorkUnit]) -> list[Any]:
+        """All units as one graph (one ``client.map``: one message to the scheduler, not
+        one per unit)."""
+        if not units:
+            return []
+        keys = []
+        for unit in units:
+            self._seq += 1
+            keys.append(f"relubench-{unit.cell.cell_id}-{unit.trials[0]}-{unit.run_id}-{self._seq}")
+        timed = [bool(u.timeout_s) for u in units]
+        return self.client.map(run_unit_on_worker, units, timed, key=keys, pure=False)
+
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
         from distributed import as_completed
 
@@ -149,8 +161,7 @@ class DaskExecutor:
         if timed:
             self.client.subscribe_topic(START_TOPIC, on_start)
         futures: dict[str, tuple[Any, WorkUnit, int]] = {}  # key -> (future, unit, deaths)
-        for unit in units:
-            fut = self._submit(unit)
+        for unit, fut in zip(units, self._submit_all(units)):
             futures[fut.key] = (fut, unit, 0)
         # with_results: results are fetched on the client's event loop as tasks finish,
         # all at once; fetching each with fut.result() here was a blocking round trip to

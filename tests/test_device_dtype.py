@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -98,15 +100,20 @@ def test_unit_result_says_which_device_ran(tmp_path, no_cuda):
     assert run_unit(WorkUnit(cell=cells[0], trials=(0,), run_id="r")).device == "cpu"
 
 
-def test_fallback_warning_reaches_the_terminal_from_worker_processes(tmp_path, capfd):
+def test_fallback_warning_reaches_the_terminal_from_worker_processes(tmp_path):
+    """`relubench run` with the processes executor: the worker's warning is on stderr.
+
+    A subprocess, not capfd: a forkserver started by an earlier test keeps the stderr it
+    inherited then, so in-process capture would miss a worker's output.
+    """
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: nothing falls back")
     path = write_suite(tmp_path, "w", "cuda")
-    report = run_suite(path, results=tmp_path, executor="processes", workers=1)
-    assert (load_results(report)["status"] == "ok").all()
-    err = capfd.readouterr().err  # the worker process writes to the inherited stderr
-    assert "DeviceFallbackWarning: device = 'cuda' was requested" in err
-    assert err.count("DeviceFallbackWarning") == 1  # one worker: one warning
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--results", str(tmp_path)]
+    out = subprocess.run([*cmd, "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "DeviceFallbackWarning: device = 'cuda' was requested" in out.stderr
+    assert out.stderr.count("DeviceFallbackWarning") == 1  # one worker: one warning
 
 
 def test_unknown_device_is_an_error_row_not_a_crash(tmp_path):
