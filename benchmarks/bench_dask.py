@@ -12,7 +12,7 @@ Two figures per executor:
   have imported torch and the plugins), which isolates task overhead, serialization
   and scheduling from start-up.
 
-Usage: python benchmarks/bench_dask.py [--repeat N] [--skip-processes]
+Usage: python benchmarks/bench_dask.py [--repeat N] [--skip-processes] [--trials T]
 """
 
 from __future__ import annotations
@@ -31,27 +31,32 @@ from bench_overhead import PARALLEL_SUITE  # noqa: E402
 single_thread_env()
 
 
-def end_to_end(tmp: Path, executor: str, workers: int) -> float:
+def suite_text(trials: int) -> str:
+    """bench_overhead.py's parallel suite (40 AltMin cells) with ``trials`` trials per cell."""
+    return textwrap.dedent(PARALLEL_SUITE).replace("trials = 20", f"trials = {trials}")
+
+
+def end_to_end(tmp: Path, executor: str, workers: int, trials: int) -> float:
     from harness.api import execute
 
     tmp.mkdir(parents=True, exist_ok=True)
     suite = tmp / "parallel.toml"
-    suite.write_text(textwrap.dedent(PARALLEL_SUITE))
+    suite.write_text(suite_text(trials))
     start = time.perf_counter()
     report = execute(suite, executor=executor, workers=workers, results=tmp / "res", check=False)
     wall = time.perf_counter() - start
-    assert report.trials_run == 800 and report.failed_trials == 0, report
+    assert report.trials_run == 40 * trials and report.failed_trials == 0, report
     return wall
 
 
-def steady(tmp: Path, executor: str, workers: int, repeat: int) -> tuple[float, float]:
+def steady(tmp: Path, executor: str, workers: int, repeat: int, trials: int) -> tuple[float, float]:
     """(executor start + warm-up seconds, best seconds for the units alone)."""
     from harness.api import plan_units, prepare
     from harness.executors import make_executor
 
     tmp.mkdir(parents=True, exist_ok=True)
     suite_path = tmp / "parallel.toml"
-    suite_path.write_text(textwrap.dedent(PARALLEL_SUITE))
+    suite_path.write_text(suite_text(trials))
     _, suite, cells, _ = prepare(suite_path)
     units = plan_units(suite, cells, set(), run_id="bench", workers=workers)
     t0 = time.perf_counter()
@@ -64,7 +69,7 @@ def steady(tmp: Path, executor: str, workers: int, repeat: int) -> tuple[float, 
             t = time.perf_counter()
             n = sum(len(r.runs) for r in ex.run(units))
             best = min(best, time.perf_counter() - t)
-            assert n == 800
+            assert n == 40 * trials
     finally:
         ex.close()
     return start_s, best
@@ -74,9 +79,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=2, help="best of N for each figure")
     ap.add_argument("--skip-processes", action="store_true")
+    ap.add_argument("--trials", type=int, default=20, help="trials per cell (20: bench_overhead's)")
     args = ap.parse_args()
     header("Parallel efficiency 1 -> 2 workers, Dask executor (LocalCluster) vs processes")
-    print("   suite: 40 AltMin cells x 20 trials (bench_overhead.py's parallel suite)")
+    print(f"   suite: 40 AltMin cells x {args.trials} trials (bench_overhead.py's parallel suite)")
     executors = ["dask"] + ([] if args.skip_processes else ["processes"])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -87,7 +93,10 @@ def main() -> None:
                 )
                 for w in (1, 2)
             }
-            st = {w: steady(tmp / f"{executor}-s{w}", executor, w, args.repeat) for w in (1, 2)}
+            st = {
+                w: steady(tmp / f"{executor}-s{w}", executor, w, args.repeat, args.trials)
+                for w in (1, 2)
+            }
             print(f"   {executor}")
             line("  end to end, 1 worker", e2e[1], "s", "", None)
             line("  end to end, 2 workers", e2e[2], "s", "", None)
