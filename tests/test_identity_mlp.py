@@ -90,7 +90,7 @@ def test_gradient_of_identity_network_matches_finite_differences():
 
 
 def test_zero_init_learns_with_identity_mappings():
-    _, instance, w0 = digits(B=2, init="zero", hidden="64-64-64", identity=True)
+    _, instance, w0 = digits(B=2, init="zero", hidden="identity:64-64-64")
     model = instance.model
     before = model.loss(w0, instance.X, instance.y)
     res = train(instance, w0, steps_epochs=10)
@@ -119,25 +119,33 @@ def test_zero_init_without_identity_stays_dead():
 
 
 def test_identity_needs_hidden_layers_of_the_input_width():
-    with pytest.raises(ParameterError) as exc:
-        Digits.make_params({"hidden": "64-32", "identity": True})
-    assert exc.value.key == "hidden" and "identity" in exc.value.message
-    with pytest.raises(ParameterError) as exc:
-        Digits.make_params({"hidden": "", "identity": True})
-    assert exc.value.key == "identity"
+    for bad in ("identity:64-32", "identity:", "identity:64-x"):
+        with pytest.raises(ParameterError) as exc:
+            Digits.make_params({"hidden": bad})
+        assert exc.value.key == "hidden"
+        if bad != "identity:64-x":  # that one is a width-list error, as without the prefix
+            assert "identity" in exc.value.message
     # The input width (64 for digits) is the dataset's: checked when the problem is sampled.
-    problem = Digits(Digits.make_params({"hidden": "32-32", "identity": True}))
+    problem = Digits(Digits.make_params({"hidden": "identity:32-32"}))
     with pytest.raises(InputError, match="input width 64"):
         problem.sample(gens(0, 1), DT)
     with pytest.raises(ValueError, match="identity"):
         MLPModel((4, 5, 2), identity=True)
-    # Without identity mappings any widths stay allowed.
-    assert Digits.make_params({"hidden": "64-32"}).identity is False
+    # Without the prefix any widths stay allowed, and the model has no identity.
+    plain = Digits(Digits.make_params({"hidden": "64-32"})).sample(gens(0, 1), DT)
+    assert plain.model.identity is False
+
+
+def test_no_new_parameter_so_existing_seeds_are_unchanged():
+    # Trial seeds derive from every parameter value, defaults included: identity mappings
+    # live in `hidden`, so the parameter set of every mlp problem is what it was.
+    names = {s.name for s in Digits.param_specs()}
+    assert "identity" not in names and "hidden" in names
 
 
 @pytest.mark.parametrize("solver_cls", [Dante, DanteSGD])
 def test_dante_refuses_identity_models(solver_cls):
-    problem, _, _ = digits(B=1, init="glorot", hidden="64-64", identity=True)
+    problem, _, _ = digits(B=1, init="glorot", hidden="identity:64-64")
     solver = solver_cls(solver_cls.make_params({}))
     reason = solver.skip(problem, Glorot())
     assert reason is not None and "identity" in reason

@@ -17,11 +17,13 @@ slopes ``a`` below zero and ``b`` above), the ReLU, or the sigmoid. With the MSE
 loss the output layer uses the same activation (Eq. 1: every layer has its phi)
 unless ``output = "linear"``; with cross-entropy it is a softmax (Sec. 3.3).
 
-With ``identity = true`` every hidden layer is a residual block
-``a_{l+1} = phi(a_l + a_l W_l + b_l)``: a linear layer, an identity mapping and the
-activation, the block of Li & Yuan's Sec. 5.4 experiment. The identity is no weight
+With the prefix ``identity:`` (``hidden = "identity:784-784"``) every hidden layer is a
+residual block ``a_{l+1} = phi(a_l + a_l W_l + b_l)``: a linear layer, an identity mapping
+and the activation, the block of Li & Yuan's Sec. 5.4 experiment. The identity is no weight
 (``W{l}`` stays the linear layer), and it needs every hidden width equal to the input
-width; the output layer has no identity.
+width; the output layer has no identity. It is part of ``hidden`` rather than a parameter
+of its own because trial seeds derive from every parameter value, defaults included: a new
+parameter would have changed the initial weights of every existing ``mlp`` suite.
 
 The training objective :meth:`MLPModel.loss` is the per-trial mean over samples
 of the MSE averaged over output units (the scale of the paper's Table 1 test
@@ -61,6 +63,17 @@ def parse_hidden(spec: str) -> tuple[int, ...]:
     if any(s < 1 for s in sizes):
         raise ValueError(f"hidden = {spec!r}: every layer width must be >= 1")
     return sizes
+
+
+IDENTITY_PREFIX = "identity:"
+
+
+def split_identity(spec: str) -> tuple[bool, str]:
+    """``"identity:784-784"`` -> ``(True, "784-784")``; ``"784-784"`` -> ``(False, "784-784")``."""
+    text = spec.strip()
+    if text.startswith(IDENTITY_PREFIX):
+        return True, text[len(IDENTITY_PREFIX) :]
+    return False, text
 
 
 def generalized_relu(t: torch.Tensor, a: float, b: float) -> torch.Tensor:
@@ -184,12 +197,12 @@ def identity_mismatch(sizes: tuple[int, ...]) -> str | None:
     """
     hidden = sizes[1:-1]
     if not hidden:
-        return 'identity = true needs hidden layers (hidden = "" has none)'
+        return 'identity mappings ("identity:" in hidden) need at least one hidden layer'
     if any(h != sizes[0] for h in hidden):
         widths = "-".join(str(h) for h in hidden)
         return (
-            f"identity = true needs every hidden width equal to the input width "
-            f'{sizes[0]} (e.g. hidden = "{sizes[0]}-{sizes[0]}"), got hidden = "{widths}"'
+            f'hidden = "identity:{widths}": identity mappings need every hidden width equal '
+            f'to the input width {sizes[0]} (e.g. "identity:{sizes[0]}-{sizes[0]}")'
         )
     return None
 
@@ -204,7 +217,11 @@ def mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class MLPParams:
     """The model half of an ``mlp`` problem's parameters (datasets add their own)."""
 
-    hidden: str = param("100", 'hidden layer widths in the paper\'s notation, e.g. "400-200"')
+    hidden: str = param(
+        "100",
+        'hidden layer widths in the paper\'s notation, e.g. "400-200"; the prefix "identity:" '
+        '("identity:784-784") adds an identity mapping to every hidden layer (Li & Yuan Sec. 5.4)',
+    )
     activation: Literal["leaky_relu", "relu", "sigmoid"] = param(
         "leaky_relu", "hidden activation; leaky_relu is the generalized ReLU (Def. 3)"
     )
@@ -216,29 +233,25 @@ class MLPParams:
     output: Literal["activation", "linear"] = param(
         "activation", "MSE output layer: the hidden activation (Eq. 1) or linear"
     )
-    identity: bool = param(
-        False,
-        "identity mappings: every hidden layer is phi(h + h W + b) (Li & Yuan Sec. 5.4); "
-        "every hidden width must equal the input width",
-    )
 
 
 def check_mlp_params(p: MLPParams) -> tuple[str, str] | None:
     """Cross-parameter checks shared by every ``mlp`` problem."""
+    identity, spec = split_identity(p.hidden)
     try:
-        hidden = parse_hidden(p.hidden)
+        hidden = parse_hidden(spec)
     except ValueError as exc:
         return ("hidden", str(exc))
-    if p.identity:
+    if identity:
         # The input width is the dataset's, known only when sampling (build_mlp checks it);
         # here: there are hidden layers, all of one width.
         if not hidden:
-            return ("identity", 'identity = true needs hidden layers (hidden = "" has none)')
+            return ("hidden", 'the prefix "identity:" needs hidden layers, e.g. "identity:784"')
         if len(set(hidden)) > 1:
             return (
                 "hidden",
-                f"identity = true needs every hidden layer as wide as the input, so all of "
-                f'one width (e.g. "784-784-784"), got hidden = {p.hidden!r}',
+                f"hidden = {p.hidden!r}: identity mappings need every hidden layer as wide as "
+                f'the input, so all of one width (e.g. "identity:784-784-784")',
             )
     if p.activation == "leaky_relu" and p.a > p.b:
         return ("a", f"the generalized ReLU needs 0 <= a <= b, got a={p.a}, b={p.b}")
@@ -247,12 +260,13 @@ def check_mlp_params(p: MLPParams) -> tuple[str, str] | None:
 
 def build_mlp(p: MLPParams, d_in: int, d_out: int, scalar_output: bool = False) -> MLPModel:
     """The student network of an ``mlp`` problem with ``d_in`` inputs and ``d_out`` outputs."""
-    sizes = (d_in, *parse_hidden(p.hidden), d_out)
-    if p.identity:
+    identity, spec = split_identity(p.hidden)
+    sizes = (d_in, *parse_hidden(spec), d_out)
+    if identity:
         bad = identity_mismatch(sizes)
         if bad:  # the input width is the dataset's: an input error, not a bug
             raise InputError(bad)
-    return MLPModel(sizes, p.activation, p.loss, p.a, p.b, p.output, scalar_output, p.identity)
+    return MLPModel(sizes, p.activation, p.loss, p.a, p.b, p.output, scalar_output, identity)
 
 
 # ---------------------------------------------------------------------------

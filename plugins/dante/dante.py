@@ -19,7 +19,7 @@ from harness import (
     Weights,
     param,
 )
-from plugins.common.mlp import MLPModel, mse
+from plugins.common.mlp import MLPModel, mse, split_identity
 from plugins.dante.minibatch import (
     expand_like,
     flat_epoch_batches,
@@ -72,10 +72,11 @@ class Dante(Solver):
     families = ("mlp", "one_hidden", "two_hidden", "skip")
 
     def skip(self, problem: Problem, initializer: Initializer) -> str | None:
-        if problem.family() == "mlp" and getattr(problem.params, "identity", False):
+        hidden = getattr(problem.params, "hidden", "")
+        if problem.family() == "mlp" and isinstance(hidden, str) and split_identity(hidden)[0]:
             # Each sub-problem is one layer's phi(a W + b) (Algorithm 2); a block with an
             # identity mapping, phi(a + a W + b), is not what DANTE's SLQC analysis covers.
-            return "DANTE's layer-wise sub-problems assume no identity mappings (identity = true)"
+            return "DANTE's layer-wise sub-problems assume no identity mappings ('identity:')"
         if self.params.schedule == "pairs":
             if problem.family() != "mlp":
                 return "schedule 'pairs' needs an mlp autoencoder"
