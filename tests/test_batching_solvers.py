@@ -219,3 +219,20 @@ def test_sgd_batched_equals_alone(sampling):
     its = res.iterations.tolist()
     assert [its[i] for i in (0, 2, 4)] == [150, 150, 150]
     assert its[1] < 150 and its[3] < 150  # diverged trials stop at their first non-finite step
+
+
+@pytest.mark.parametrize("name", ["gd", "centered_pgd"])
+def test_no_trace_point_after_the_last_trial_stops(name):
+    """Stopped trials are checked only every few iterations; the trace must still end at
+    the last trial's own final iteration, not at the next check."""
+    if name == "gd":
+        inst, w0 = one_hidden()
+        solver = GD(GD.make_params({"step_size": 1.0, "max_iter": 500, "tol": 1e-4}))
+    else:
+        inst, w0 = additive()
+        solver = CenteredPGD(CenteredPGD.make_params({"max_iter": 500, "tol": 1e-6}))
+    seen: list[int] = []
+    res = solver.solve(inst, dict(w0), ctx(range(100, 106), lambda t, W, v: seen.append(t)))
+    last = int(res.iterations.max())
+    assert last < 500 and last % 8 != 0  # every trial stopped early, between two checks
+    assert max(seen) == last and seen == sorted(set(seen))

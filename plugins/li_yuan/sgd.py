@@ -156,7 +156,9 @@ class SGD(Solver):
             }
             its += running.long()
             running &= _finite(W_new)
-            if ctx.wants(t):  # the full batch only for an iterate the trace keeps
+            # Traced iterates only (the full batch is assembled for them), and only while some
+            # trial still runs: nothing is recorded past the last trial's own final iterate.
+            if ctx.wants(t) and int(its.max()) == t:
                 W = {k: W[k].index_put((index,), Wa[k]) for k in W}
                 ctx.record(t, W)
             if t % CHECK_EVERY == 0 or t == p.max_iter:

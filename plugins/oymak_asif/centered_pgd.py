@@ -89,7 +89,9 @@ class CenteredPGD(Solver):
             wa = torch.where(running.unsqueeze(1), w_new, wa)
             its += running.long()
             running &= keep
-            if ctx.wants(t):  # the full batch only for an iterate the trace keeps
+            # Traced iterates only (the full batch is assembled for them), and only while some
+            # trial still runs: nothing is recorded past the last trial's own final iterate.
+            if ctx.wants(t) and int(its.max()) == t:
                 w, iterations = w.index_put((index,), wa), iterations.index_put((index,), its)
                 ctx.record(t, {"w": w})
             if t % CHECK_EVERY == 0 or t == p.max_iter:

@@ -95,7 +95,9 @@ class GD(Solver):
             Wa = {k: torch.where(_rows(running, v), W_new[k], v) for k, v in Wa.items()}
             its += running.long()
             running &= keep
-            if ctx.wants(t):  # full weights only for an iterate the trace keeps
+            # Traced iterates only (the full batch is assembled for them), and only while some
+            # trial still runs: nothing is recorded past the last trial's own final iterate.
+            if ctx.wants(t) and int(its.max()) == t:
                 write_back()
                 ctx.record(t, W)
             if t % CHECK_EVERY == 0 or t == self.params.max_iter:
