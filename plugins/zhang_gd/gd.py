@@ -101,7 +101,7 @@ class GD(Solver):
                 write_back()
                 ctx.record(t, W)
             if t % CHECK_EVERY == 0 or t == self.params.max_iter:
-                still = int(running.sum())  # the only host sync, once per CHECK_EVERY
+                still = int(running.sum())  # a host sync: once per CHECK_EVERY (and traced t)
                 if still < len(running):
                     write_back()
                     if still == 0:
