@@ -89,7 +89,8 @@ def main() -> None:
         for executor in executors:
             e2e = {
                 w: min(
-                    end_to_end(tmp / f"{executor}-{w}-{r}", executor, w) for r in range(args.repeat)
+                    end_to_end(tmp / f"{executor}-{w}-{r}", executor, w, args.trials)
+                    for r in range(args.repeat)
                 )
                 for w in (1, 2)
             }
