@@ -81,7 +81,7 @@ class AltMin(Solver):
         if k == 1 and LAPACK_NEURON and X.device.type == "cpu" and X.dtype == torch.float64:
             W, iterations = self._neurons_on_lapack(X, y, W, ctx)
             return SolveResult({"W": W - offset}, iterations)
-        iterations = torch.zeros(Bn, dtype=torch.long)
+        iterations = torch.zeros(Bn, dtype=torch.long, device=X.device)
         active = torch.arange(Bn, device=X.device)
         ls = MaskedLeastSquares(X, y)
         # Iterates only depend on the pattern (W_t = LS(P_t)), so a pattern seen before

@@ -43,8 +43,8 @@ class AltMin2(Solver):
         W1, W2 = weights["W1"].clone(), weights["W2"].clone()  # (B, d, k), (B, k, ko)
         Bn, n, d = X.shape
         k, ko = W2.shape[1], W2.shape[2]
-        iterations = torch.zeros(Bn, dtype=torch.long)
-        active = torch.arange(Bn)
+        iterations = torch.zeros(Bn, dtype=torch.long, device=X.device)
+        active = torch.arange(Bn, device=X.device)
         for t in range(1, self.params.max_iter + 1):
             Xa, ya, W1a, W2a = X[active], y[active], W1[active], W2[active]
             b = len(active)
