@@ -59,7 +59,9 @@ class AltMin(Solver):
     (solved exactly). A trial stops when its activation pattern repeats (the
     next least-squares solution would be the same), when the relative change
     of W falls below ``tol``, or after ``max_iter`` alternations. Batched over
-    trials; stopped trials leave the batch.
+    trials; stopped trials leave the batch. With one hidden unit on the CPU in float64
+    (J1) each trial instead runs on its own, straight on LAPACK with its data in cache
+    (plugins/jagatap_hegde/neuron_lapack.py): the same algorithm, several times faster.
 
     For the ``skip`` family (Sec. 3.2, eq. (7)) the same least squares runs on the
     effective weights W + I_S (support S known); the residual W is returned.
