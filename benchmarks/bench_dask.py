@@ -1,6 +1,6 @@
 """Target 4 with the Dask executor: parallel efficiency from 1 to 2 workers.
 
-The same many-cell suite as bench_overhead.py (40 AltMin cells x 20 trials) runs with
+The same many-cell suite as bench_overhead.py (40 AltMin cells x 100 trials) runs with
 ``--executor dask`` (a LocalCluster, worker processes with one thread each) at 1 and 2
 workers, and, for comparison, with the processes executor. Efficiency = T1 / (2 T2),
 target >= 85%.
@@ -79,7 +79,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=2, help="best of N for each figure")
     ap.add_argument("--skip-processes", action="store_true")
-    ap.add_argument("--trials", type=int, default=20, help="trials per cell (20: bench_overhead's)")
+    ap.add_argument("--trials", type=int, default=100, help="trials per cell")
     args = ap.parse_args()
     header("Parallel efficiency 1 -> 2 workers, Dask executor (LocalCluster) vs processes")
     print(f"   suite: 40 AltMin cells x {args.trials} trials (bench_overhead.py's parallel suite)")
