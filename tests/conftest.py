@@ -101,3 +101,14 @@ def write_suite(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (small matrices: threads only fight over the
+    shared cores, ~10x slower under load); restored afterwards. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

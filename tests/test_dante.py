@@ -19,13 +19,7 @@ from plugins.datasets.problems import Digits
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small matrices: threads only fight over the shared cores (10x slower under load).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gens(seed: int, B: int) -> list[torch.Generator]:

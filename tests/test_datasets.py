@@ -23,12 +23,7 @@ from plugins.datasets.problems import Csv, Diabetes, Digits, Mnist5k, MnistIdx
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gens(seed: int, B: int) -> list[torch.Generator]:
