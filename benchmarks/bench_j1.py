@@ -31,28 +31,11 @@ import torch  # noqa: E402
 SUITE = ROOT / "suites" / "jagatap-fig1.toml"
 
 
-def numpy_altmin(X: np.ndarray, y: np.ndarray, T: int, tol: float) -> tuple[np.ndarray, int]:
-    """Algorithm 1 for one neuron written plainly: np.linalg.lstsq at every iteration; stops
-    when the activation pattern repeats, when ||w_t - w_{t-1}|| <= tol ||w_{t-1}||, or at T."""
-    w = np.zeros(X.shape[1])
-    prev = None
-    it = 0
-    for t in range(1, T + 1):
-        p = X @ w >= 0
-        if prev is not None and np.array_equal(p, prev):
-            break
-        w_new = np.linalg.lstsq(p[:, None] * X, y, rcond=None)[0]
-        small = np.linalg.norm(w_new - w) <= tol * np.linalg.norm(w)
-        w, prev, it = w_new, p, t
-        if small:
-            break
-    return w, it
-
-
 def subset_speedup(cells: list[tuple[int, int]], trials: int, label: str) -> None:
     from harness import SolveContext
     from plugins.common.problems import SingleNeuron, SingleNeuronParams
     from plugins.jagatap_hegde.altmin import AltMin, AltMinParams
+    from plugins.jagatap_hegde.neuron_lapack import altmin_lstsq_reference
 
     torch.set_num_threads(1)
     t_torch = t_numpy = 0.0
@@ -72,7 +55,7 @@ def subset_speedup(cells: list[tuple[int, int]], trials: int, label: str) -> Non
         err_t /= np.linalg.norm(W_star, axis=1)
         start = time.perf_counter()
         for i in range(trials):
-            w, _ = numpy_altmin(inst.X[i].numpy(), inst.y[i].numpy(), 100, 1e-10)
+            w, _ = altmin_lstsq_reference(inst.X[i].numpy(), inst.y[i].numpy(), 100, 1e-10)
             e = np.linalg.norm(w - W_star[i]) / np.linalg.norm(W_star[i])
             agree += int((e < 0.01) == (err_t[i] < 0.01))
             total += 1

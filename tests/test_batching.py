@@ -21,6 +21,7 @@ from plugins.common.linalg import MaskedLeastSquares, design, lstsq_min_norm
 from plugins.common.models import OneHiddenModel
 from plugins.common.problems import SingleNeuron, SingleNeuronParams
 from plugins.jagatap_hegde.altmin import AltMin, AltMinParams
+from plugins.jagatap_hegde.neuron_lapack import altmin_lstsq_reference
 from plugins.zhang_gd.gd import GD, GDParams
 
 F64 = torch.float64
@@ -156,24 +157,6 @@ def test_altmin_cycle_jump_is_exact(d, n):
     assert int((plain.iterations == 70).sum()) >= 1  # some trials run to max_iter
 
 
-def numpy_altmin(X: np.ndarray, y: np.ndarray, T: int, tol: float) -> tuple[np.ndarray, int]:
-    """Algorithm 1 for one neuron, written plainly: np.linalg.lstsq every iteration."""
-    w = np.zeros(X.shape[1])
-    prev = None
-    it = 0
-    for t in range(1, T + 1):
-        p = X @ w >= 0
-        if prev is not None and np.array_equal(p, prev):
-            break
-        w_new = np.linalg.lstsq(p[:, None] * X, y, rcond=None)[0]
-        change = np.linalg.norm(w_new - w)
-        small = change <= tol * np.linalg.norm(w)
-        w, prev, it = w_new, p, t
-        if small:
-            break
-    return w, it
-
-
 @pytest.mark.parametrize("d, n", [(20, 80), (20, 50), (30, 12)])
 def test_altmin_agrees_with_a_numpy_lstsq_loop(d, n):
     """Same success decisions as the plain NumPy loop; same errors and iteration counts
@@ -185,7 +168,7 @@ def test_altmin_agrees_with_a_numpy_lstsq_loop(d, n):
     e = rel_err(r.weights["W"], inst.truth["W"])
     for i in range(10):
         X, y = inst.X[i].numpy(), inst.y[i].numpy()
-        w, it = numpy_altmin(X, y, 40, 1e-10)
+        w, it = altmin_lstsq_reference(X, y, 40, 1e-10)
         w_star = inst.truth["W"][i, :, 0].numpy()
         e_np = np.linalg.norm(w - w_star) / np.linalg.norm(w_star)
         assert bool(e_np < 0.01) == bool(e[i] < 0.01)

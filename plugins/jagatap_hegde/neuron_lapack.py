@@ -164,3 +164,28 @@ class NeuronAltMin:
     def _stop(self) -> bool:
         self.done, self.ls, self.seen, self.history = True, None, {}, []
         return False
+
+
+def altmin_lstsq_reference(
+    X: np.ndarray, y: np.ndarray, T: int, tol: float
+) -> tuple[np.ndarray, int]:
+    """Algorithm 1 for one neuron from w0 = 0, written plainly: ``np.linalg.lstsq`` at every
+    iteration, the same stopping rules (pattern repeats, ``||w_t - w_{t-1}|| <= tol
+    ||w_{t-1}||``, T). The straightforward per-trial loop the fast kernel is tested and
+    benchmarked against (tests/test_batching.py, benchmarks/bench_j1.py).
+
+    Returns ``(w, iterations)``.
+    """
+    w = np.zeros(X.shape[1])
+    prev = None
+    it = 0
+    for t in range(1, T + 1):
+        p = X @ w >= 0
+        if prev is not None and np.array_equal(p, prev):
+            break
+        w_new = np.linalg.lstsq(p[:, None] * X, y, rcond=None)[0]
+        small = np.linalg.norm(w_new - w) <= tol * np.linalg.norm(w)
+        w, prev, it = w_new, p, t
+        if small:
+            break
+    return w, it
