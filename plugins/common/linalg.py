@@ -42,11 +42,6 @@ def bmm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return A @ B
 
 
-def _gather_rows(T: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Rows ``idx`` (b, m) of T (b, n, c) -> (b, m, c)."""
-    return T.gather(1, idx.unsqueeze(-1).expand(-1, -1, T.shape[2]))
-
-
 def compact_rows(mask: torch.Tensor, m: int) -> torch.Tensor:
     """Row indices (b, m) putting each trial's rows with ``mask`` (b, n) first, in order.
 

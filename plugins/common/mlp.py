@@ -131,9 +131,6 @@ class MLPModel(Model):
         """The weight names of layer ``l``: what one DANTE sub-problem optimizes."""
         return (f"W{l}", f"b{l}")
 
-    def layer_groups(self) -> list[tuple[str, ...]]:
-        return [self.layer_names(l) for l in range(self.n_layers)]
-
     def layer_size(self, l: int) -> int:
         """Number of scalar weights in layer ``l`` (the paper's "weights updated" unit)."""
         return self.sizes[l] * self.sizes[l + 1] + self.sizes[l + 1]

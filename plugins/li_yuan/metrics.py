@@ -14,10 +14,6 @@ from plugins.li_yuan import population
 from plugins.li_yuan.models import ReslinkModel
 
 
-def _nan(instance: Instance) -> torch.Tensor:
-    return torch.full((instance.batch,), math.nan, dtype=instance.X.dtype, device=instance.X.device)
-
-
 def _is_reslink(instance: Instance) -> bool:
     return isinstance(instance.model, ReslinkModel) and "W" in instance.truth
 
@@ -34,8 +30,6 @@ class PotentialG(Metric):
     def compute(
         self, instance: Instance, weights: Weights, result: SolveResult | None
     ) -> torch.Tensor:
-        if not self.applies(instance):
-            return _nan(instance)
         model = instance.model
         norms = lambda w: model.columns(w).norm(dim=-2).sum(-1)  # sum_i ||e_i + w_i||
         return norms(instance.truth) - norms(weights)
@@ -64,8 +58,6 @@ class OnePointInner(Metric):
     def compute(
         self, instance: Instance, weights: Weights, result: SolveResult | None
     ) -> torch.Tensor:
-        if not self.applies(instance):
-            return _nan(instance)
         # W* - W is the same in the vanilla's own weights: (I + W*) - V = W* - (V - I).
         delta = (instance.truth["W"] - weights["W"]).flatten(1)
         # Lemma 2.1 = -pi grad of (2) = -2 pi grad of the 1/2-scaled loss.
@@ -92,8 +84,6 @@ class Distance(Metric):
     def compute(
         self, instance: Instance, weights: Weights, result: SolveResult | None
     ) -> torch.Tensor:
-        if not self.applies(instance):
-            return _nan(instance)
         model = instance.model
         delta = model.residual(weights) - model.residual(instance.truth)
         return torch.linalg.matrix_norm(delta, ord="fro" if self.params.norm == "fro" else 2)
@@ -115,8 +105,6 @@ class PopulationLoss(Metric):
     def compute(
         self, instance: Instance, weights: Weights, result: SolveResult | None
     ) -> torch.Tensor:
-        if not self.applies(instance):
-            return _nan(instance)
         return population.loss(instance, weights)
 
 
@@ -141,8 +129,6 @@ class RelativeTestError(Metric):
     def compute(
         self, instance: Instance, weights: Weights, result: SolveResult | None
     ) -> torch.Tensor:
-        if not self.applies(instance):
-            return _nan(instance)
         y = instance.y_test
         resid = (instance.model.forward(weights, instance.X_test) - y).pow(2).sum(1)
         return resid / (y - y.mean(1, keepdim=True)).pow(2).sum(1)
