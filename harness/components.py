@@ -560,7 +560,12 @@ class Solver(Component):
 
 
 class Metric(Component):
-    """A final score, one number per trial (NaN where it does not apply)."""
+    """A final score, one number per trial (NaN where it does not apply).
+
+    The runner calls :meth:`compute` only for instances where :meth:`applies` holds
+    (final scores and traced iterates alike) and records no value for the others
+    (NaN in the runs table), so ``compute`` need not repeat that check.
+    """
 
     kind = "metric"
 
