@@ -22,7 +22,7 @@ from plugins.common.models import OneHiddenModel
 from plugins.common.problems import SingleNeuron, SingleNeuronParams
 from plugins.jagatap_hegde.altmin import AltMin, AltMinParams
 from plugins.jagatap_hegde.neuron_lapack import altmin_lstsq_reference
-from plugins.zhang_gd.gd import GD, GDParams
+from plugins.common.gd import GD, GDParams
 
 F64 = torch.float64
 

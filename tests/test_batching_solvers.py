@@ -19,7 +19,7 @@ from plugins.li_yuan.problems import Reslink
 from plugins.li_yuan.sgd import SGD
 from plugins.oymak_asif.centered_pgd import CenteredPGD
 from plugins.oymak_asif.models import AdditiveModel
-from plugins.zhang_gd.gd import GD
+from plugins.common.gd import GD
 
 F64 = torch.float64
 
@@ -132,7 +132,7 @@ def test_gd_batched_equals_alone(batch_size):
 
 
 def test_gd_compaction_interval_changes_nothing(monkeypatch):
-    import plugins.zhang_gd.gd as gd_module
+    import plugins.common.gd as gd_module
 
     inst, w0 = one_hidden()
     solver = GD(GD.make_params({"step_size": 1.0, "max_iter": 300, "tol": 1e-10}))

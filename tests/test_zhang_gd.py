@@ -12,7 +12,7 @@ from plugins.common.initializers import Perturbed
 from plugins.common.metrics import relative_error
 from plugins.common.models import OneHiddenModel
 from plugins.common.problems import OneHidden
-from plugins.zhang_gd.gd import GD
+from plugins.common.gd import GD
 
 F64 = torch.float64
 

@@ -1,9 +1,11 @@
-"""Shared plugin: teacher problems, initializers and metrics that every paper uses.
+"""Shared plugin: teacher problems, initializers, metrics and the gradient-descent baseline
+(``gd``, Zhang et al. Algorithm 1) that every paper uses.
 
 Shared math (models, Hungarian matching, Gaussian closed forms) lives here once.
 """
 
 from harness import hookimpl
+from plugins.common.gd import GD
 from plugins.common.initializers import Gaussian, Perturbed, Zero
 from plugins.common.metrics import ParamError, Success, TestError, TestLoss, TrainLoss
 from plugins.common.problems import OneHidden, SingleNeuron
@@ -17,6 +19,11 @@ def relubench_problems():
 @hookimpl
 def relubench_initializers():
     return [Zero, Gaussian, Perturbed]
+
+
+@hookimpl
+def relubench_solvers():
+    return [GD]
 
 
 @hookimpl
