@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from harness import SolveContext, load_results, run_suite
+from plugins.common.gd import GD, GDParams
 from plugins.common.linalg import MaskedLeastSquares, design, lstsq_min_norm
 from plugins.common.models import OneHiddenModel
 from plugins.common.problems import SingleNeuron, SingleNeuronParams
 from plugins.jagatap_hegde.altmin import AltMin, AltMinParams
 from plugins.jagatap_hegde.neuron_lapack import altmin_lstsq_reference
-from plugins.common.gd import GD, GDParams
 
 F64 = torch.float64
 

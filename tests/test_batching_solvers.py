@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from harness import Instance, SolveContext, Solver, SolveResult
+from plugins.common.gd import GD
 from plugins.common.models import OneHiddenModel
 from plugins.li_yuan.problems import Reslink
 from plugins.li_yuan.sgd import SGD
 from plugins.oymak_asif.centered_pgd import CenteredPGD
 from plugins.oymak_asif.models import AdditiveModel
-from plugins.common.gd import GD
 
 F64 = torch.float64
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from harness import SolveContext
+from plugins.common.gd import GD
 from plugins.common.metrics import ParamError
 from plugins.oymak_asif.centered_pgd import CenteredPGD, centered_curvature
 from plugins.oymak_asif.metrics import RelErrorSq
 from plugins.oymak_asif.models import activations
 from plugins.oymak_asif.problems import Additive, sample_inputs
-from plugins.common.gd import GD
 
 DT = torch.float64
 

@@ -8,11 +8,11 @@ import torch
 
 from harness import SolveContext, load_results
 from harness.api import execute
+from plugins.common.gd import GD
 from plugins.common.initializers import Perturbed
 from plugins.common.metrics import relative_error
 from plugins.common.models import OneHiddenModel
 from plugins.common.problems import OneHidden
-from plugins.common.gd import GD
 
 F64 = torch.float64
 
