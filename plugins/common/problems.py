@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-from harness import Instance, Problem, param
-from plugins.common.models import OneHiddenModel, relu
-
-InputScale = Literal["unit", "inv_sqrt_n"]
-
-
-def gaussian_inputs(
-    gen: torch.Generator,
-    n: int,
-    d: int,
-    input_scale: str,
-    dtype: torch.dtype,
-    n_train: int | None = None,
-) -> torch.Tensor:
-    """Rows x_i ~ N(0, I) ("unit") or N(0, I/n) ("inv_sqrt_n", Jagatap & Hegde's scaling, with
-    n the training-set size also for test rows, so both splits share one distribution)."""
-    X = torch.randn(n, d, generator=gen, dtype=dtype)
-    return X / math.sqrt(n_train or n) if input_scale == "inv_sqrt_n" else X
+from harness import param
+from plugins.common.models import OneHiddenModel
+from plugins.common.teacher import (
+    GaussianTeacher,
+    InputScale,
+    dimension,
+    input_scale,
+    noise_std,
+    test_samples,
+    train_samples,
+)
 
 
 def qr_teacher(
@@ -39,49 +30,16 @@ def qr_teacher(
     return U @ torch.diag(S) @ V.T
 
 
-def teacher_instance(
-    gens: list[torch.Generator],
-    draw_truth,
-    model,
-    *,
-    n: int,
-    n_test: int,
-    d: int,
-    input_scale: str,
-    noise_std: float,
-    dtype: torch.dtype,
-) -> Instance:
-    """Sample (truth, X, noise, X_test) per trial, in that order, from each trial's generator;
-    labels are the teacher's outputs y = f(X; truth) plus N(0, noise_std^2) noise."""
-    truths, Xs, noises, Xts = [], [], [], []
-    for g in gens:
-        truths.append(draw_truth(g))
-        Xs.append(gaussian_inputs(g, n, d, input_scale, dtype))
-        noises.append(noise_std * torch.randn(n, generator=g, dtype=dtype) if noise_std else None)
-        Xts.append(gaussian_inputs(g, n_test, d, input_scale, dtype, n) if n_test else None)
-    truth = {k: torch.stack([t[k] for t in truths]) for k in truths[0]}
-    X = torch.stack(Xs)
-    y = model.forward(truth, X)
-    if noise_std:
-        y = y + torch.stack(noises)
-    X_test = torch.stack(Xts) if n_test else None
-    y_test = model.forward(truth, X_test) if n_test else None  # noiseless: error vs. the teacher
-    # What a solver may know of the input distribution (closed-form population losses need it).
-    input_std = 1.0 / math.sqrt(n) if input_scale == "inv_sqrt_n" else 1.0
-    extras = {"input_std": input_std, "noise_std": noise_std}
-    return Instance(X=X, y=y, model=model, X_test=X_test, y_test=y_test, truth=truth, extras=extras)
-
-
 @dataclass(frozen=True)
 class SingleNeuronParams:
-    d: int = param(50, "input dimension", min=1)
-    n: int = param(200, "training samples", min=1)
-    n_test: int = param(0, "test samples (0: no test set)", min=0)
-    input_scale: InputScale = param("unit", "x ~ N(0, I) ('unit') or N(0, I/n) ('inv_sqrt_n')")
-    noise_std: float = param(0.0, "standard deviation of additive label noise", min=0.0)
+    d: int = dimension(50)
+    n: int = train_samples(200)
+    n_test: int = test_samples()
+    input_scale: InputScale = input_scale()
+    noise_std: float = noise_std()
 
 
-class SingleNeuron(Problem):
+class SingleNeuron(GaussianTeacher):
     """Single ReLU neuron y = relu(X w*) with w* ~ N(0, I) (Jagatap & Hegde, Fig. 1).
 
     The student is the one-hidden-layer family with k = 1, so every one_hidden
@@ -92,35 +50,27 @@ class SingleNeuron(Problem):
     Params = SingleNeuronParams
     families = ("one_hidden",)
 
-    def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
-        p = self.params
-        return teacher_instance(
-            generators,
-            lambda g: {"W": torch.randn(p.d, 1, generator=g, dtype=dtype)},
-            OneHiddenModel(p.d, 1),
-            n=p.n,
-            n_test=p.n_test,
-            d=p.d,
-            input_scale=p.input_scale,
-            noise_std=p.noise_std,
-            dtype=dtype,
-        )
+    def student(self, generators: list[torch.Generator]) -> OneHiddenModel:
+        return OneHiddenModel(self.params.d, 1)
+
+    def draw_truth(self, gen: torch.Generator, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        return {"W": torch.randn(self.params.d, 1, generator=gen, dtype=dtype)}
 
 
 @dataclass(frozen=True)
 class OneHiddenParams:
-    d: int = param(20, "input dimension", min=1)
+    d: int = dimension(20)
     k: int = param(3, "hidden units", min=1)
-    n: int = param(1000, "training samples", min=1)
-    n_test: int = param(0, "test samples (0: no test set)", min=0)
+    n: int = train_samples(1000)
+    n_test: int = test_samples()
     kappa: float = param(
         1.8, "condition number of W* (singular values linspace(1, kappa, k))", min=1.0
     )
-    input_scale: InputScale = param("unit", "x ~ N(0, I) ('unit') or N(0, I/n) ('inv_sqrt_n')")
-    noise_std: float = param(0.0, "standard deviation of additive label noise", min=0.0)
+    input_scale: InputScale = input_scale()
+    noise_std: float = noise_std()
 
 
-class OneHidden(Problem):
+class OneHidden(GaussianTeacher):
     """One hidden ReLU layer y = sum_q relu(X w*_q), output weights all ones
     (Jagatap & Hegde eq. (2); Zhang et al. eq. (1.1) with v = 1).
 
@@ -138,19 +88,12 @@ class OneHidden(Problem):
             return "k", f"k = {params.k} hidden units need d >= k (d = {params.d})"
         return None
 
-    def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
+    def student(self, generators: list[torch.Generator]) -> OneHiddenModel:
+        return OneHiddenModel(self.params.d, self.params.k)
+
+    def draw_truth(self, gen: torch.Generator, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         p = self.params
-        return teacher_instance(
-            generators,
-            lambda g: {"W": qr_teacher(g, p.d, p.k, p.kappa, dtype)},
-            OneHiddenModel(p.d, p.k),
-            n=p.n,
-            n_test=p.n_test,
-            d=p.d,
-            input_scale=p.input_scale,
-            noise_std=p.noise_std,
-            dtype=dtype,
-        )
+        return {"W": qr_teacher(gen, p.d, p.k, p.kappa, dtype)}
 
 
-__all__ = ["OneHidden", "SingleNeuron", "gaussian_inputs", "qr_teacher", "relu", "teacher_instance"]
+__all__ = ["OneHidden", "OneHiddenParams", "SingleNeuron", "SingleNeuronParams", "qr_teacher"]

@@ -7,25 +7,33 @@ from dataclasses import dataclass
 
 import torch
 
-from harness import Instance, Problem, param
+from harness import Instance, param
 from plugins.common.models import SkipModel, TwoHiddenModel
-from plugins.common.problems import InputScale, teacher_instance
+from plugins.common.teacher import (
+    GaussianTeacher,
+    InputScale,
+    dimension,
+    input_scale,
+    noise_std,
+    test_samples,
+    train_samples,
+)
+
+PAPER_SCALE = "x ~ N(0, I) ('unit') or N(0, I/n) ('inv_sqrt_n', the paper's)"
 
 
 @dataclass(frozen=True)
 class SkipOneHiddenParams:
-    d: int = param(20, "input dimension", min=1)
+    d: int = dimension(20)
     k: int = param(5, "hidden units = size of the skip support S (k <= d)", min=1)
-    n: int = param(500, "training samples", min=1)
-    n_test: int = param(0, "test samples (0: no test set)", min=0)
+    n: int = train_samples(500)
+    n_test: int = test_samples()
     gamma: float = param(3.0, "scale of the residual: W* entries gamma * N(0, 1/n)", min=0.0)
-    input_scale: InputScale = param(
-        "inv_sqrt_n", "x ~ N(0, I) ('unit') or N(0, I/n) ('inv_sqrt_n', the paper's)"
-    )
-    noise_std: float = param(0.0, "standard deviation of additive label noise", min=0.0)
+    input_scale: InputScale = input_scale("inv_sqrt_n", PAPER_SCALE)
+    noise_std: float = noise_std()
 
 
-class SkipOneHidden(Problem):
+class SkipOneHidden(GaussianTeacher):
     """One hidden layer with skip connections, y = sum_q relu(x^T (w*_q + e_{S_q}))
     (Jagatap & Hegde eq. (7), Fig. 3b).
 
@@ -48,40 +56,35 @@ class SkipOneHidden(Problem):
             )
         return None
 
-    def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
+    def student(self, generators: list[torch.Generator]) -> SkipModel:
         p = self.params
-        # S first, then (truth, X, noise, X_test), all from each trial's own generator.
+        # S comes first from each trial's generator, before the teacher's (truth, X, ...).
         S = torch.stack([torch.randperm(p.d, generator=g)[: p.k] for g in generators])
+        return SkipModel(p.d, p.k, S)
+
+    def draw_truth(self, gen: torch.Generator, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        p = self.params
         std = p.gamma / math.sqrt(p.n)
-        instance = teacher_instance(
-            generators,
-            lambda g: {"W": std * torch.randn(p.d, p.k, generator=g, dtype=dtype)},
-            SkipModel(p.d, p.k, S),
-            n=p.n,
-            n_test=p.n_test,
-            d=p.d,
-            input_scale=p.input_scale,
-            noise_std=p.noise_std,
-            dtype=dtype,
-        )
-        instance.extras["S"] = S
+        return {"W": std * torch.randn(p.d, p.k, generator=gen, dtype=dtype)}
+
+    def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
+        instance = super().sample(generators, dtype)
+        instance.extras["S"] = instance.model.S
         return instance
 
 
 @dataclass(frozen=True)
 class TwoHiddenParams:
-    d: int = param(20, "input dimension", min=1)
+    d: int = dimension(20)
     k: int = param(3, "units of the first hidden layer", min=1)
     k_out: int = param(2, "units of the second hidden layer (output weights all ones)", min=1)
-    n: int = param(1000, "training samples", min=1)
-    n_test: int = param(0, "test samples (0: no test set)", min=0)
-    input_scale: InputScale = param(
-        "inv_sqrt_n", "x ~ N(0, I) ('unit') or N(0, I/n) ('inv_sqrt_n', the paper's)"
-    )
-    noise_std: float = param(0.0, "standard deviation of additive label noise", min=0.0)
+    n: int = train_samples(1000)
+    n_test: int = test_samples()
+    input_scale: InputScale = input_scale("inv_sqrt_n", PAPER_SCALE)
+    noise_std: float = noise_std()
 
 
-class TwoHidden(Problem):
+class TwoHidden(GaussianTeacher):
     """Two hidden ReLU layers, y = 1^T relu(W2*^T relu(W1*^T x)) with N(0, 1) entries in
     W1* (d x k) and W2* (k x k_out) (Jagatap & Hegde eq. (1), appendix B.1, Fig. 4).
 
@@ -93,23 +96,13 @@ class TwoHidden(Problem):
     Params = TwoHiddenParams
     families = ("two_hidden",)
 
-    def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
+    def student(self, generators: list[torch.Generator]) -> TwoHiddenModel:
         p = self.params
+        return TwoHiddenModel(p.d, p.k, p.k_out)
 
-        def draw(g: torch.Generator) -> dict[str, torch.Tensor]:
-            return {
-                "W1": torch.randn(p.d, p.k, generator=g, dtype=dtype),
-                "W2": torch.randn(p.k, p.k_out, generator=g, dtype=dtype),
-            }
-
-        return teacher_instance(
-            generators,
-            draw,
-            TwoHiddenModel(p.d, p.k, p.k_out),
-            n=p.n,
-            n_test=p.n_test,
-            d=p.d,
-            input_scale=p.input_scale,
-            noise_std=p.noise_std,
-            dtype=dtype,
-        )
+    def draw_truth(self, gen: torch.Generator, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        p = self.params
+        return {
+            "W1": torch.randn(p.d, p.k, generator=gen, dtype=dtype),
+            "W2": torch.randn(p.k, p.k_out, generator=gen, dtype=dtype),
+        }

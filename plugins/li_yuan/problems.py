@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import torch
 
 from harness import Instance, Problem, batched_randn, param
+from plugins.common.teacher import (
+    dimension,
+    input_std,
+    scaled_gaussian_inputs,
+    test_samples,
+    train_samples,
+)
 from plugins.li_yuan.models import ReslinkModel, ThreeBlockModel, reslink_forward
-
-
-def _gaussian_inputs(
-    generators: list[torch.Generator], n: int, d: int, scale: float, dtype: torch.dtype
-) -> torch.Tensor | None:
-    """(B, n, d) entries N(0, scale^2); None for n = 0 (no test split)."""
-    return scale * batched_randn(generators, n, d, dtype=dtype) if n else None
 
 
 def spectral_scaled_gaussian(
@@ -30,6 +30,18 @@ def spectral_scaled_gaussian(
     """A Gaussian d x d matrix per trial, rescaled to spectral norm ``norm`` (0 gives W* = 0)."""
     G = batched_randn(generators, d, d, dtype=dtype)
     return G * (norm / torch.linalg.matrix_norm(G, ord=2)).reshape(-1, 1, 1)
+
+
+@dataclass(frozen=True)
+class ReslinkParams:
+    d: int = dimension(20, "input dimension (W is d x d)")
+    n: int = train_samples(2000)
+    n_test: int = test_samples(1000)
+    w_star_norm: float = param(0.3, "spectral norm of W*", min=0)
+    input_scale: float = input_std(1.0)
+    vanilla: bool = param(
+        False, "train the model without identity mapping (weight V, compared as V - I)"
+    )
 
 
 class Reslink(Problem):
@@ -42,26 +54,14 @@ class Reslink(Problem):
     """
 
     name = "reslink"
+    Params = ReslinkParams
     families = ("reslink",)
-
-    @dataclass(frozen=True)
-    class Params:
-        d: int = param(20, "input dimension (W is d x d)", min=1)
-        n: int = param(2000, "training samples", min=1)
-        n_test: int = param(1000, "test samples", min=0)
-        w_star_norm: float = param(0.3, "spectral norm of W*", min=0)
-        input_scale: float = param(
-            1.0, "standard deviation of the input entries", min=0, exclusive_min=True
-        )
-        vanilla: bool = param(
-            False, "train the model without identity mapping (weight V, compared as V - I)"
-        )
 
     def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
         p = self.params
         W_star = spectral_scaled_gaussian(generators, p.d, p.w_star_norm, dtype)  # (B, d, d)
-        X = _gaussian_inputs(generators, p.n, p.d, p.input_scale, dtype)
-        X_test = _gaussian_inputs(generators, p.n_test, p.d, p.input_scale, dtype)
+        X = scaled_gaussian_inputs(generators, p.n, p.d, p.input_scale, dtype)
+        X_test = scaled_gaussian_inputs(generators, p.n_test, p.d, p.input_scale, dtype)
         return Instance(
             X=X,
             y=reslink_forward(W_star, X),
@@ -72,6 +72,15 @@ class Reslink(Problem):
             truth={"W": W_star + torch.eye(p.d, dtype=dtype) if p.vanilla else W_star},
             extras={"input_std": p.input_scale, "noise_std": 0.0},
         )
+
+
+@dataclass(frozen=True)
+class ThreeBlockParams:
+    d: int = dimension(20)
+    width: int = param(50, "units per block (500 in the paper)", min=1)
+    n: int = train_samples(2000, min=2)  # batch-norm statistics need two samples
+    n_test: int = test_samples(1000)
+    input_scale: float = input_std(1.0)
 
 
 class ThreeBlock(Problem):
@@ -85,17 +94,8 @@ class ThreeBlock(Problem):
     """
 
     name = "three_block"
+    Params = ThreeBlockParams
     families = ("three_block",)
-
-    @dataclass(frozen=True)
-    class Params:
-        d: int = param(20, "input dimension", min=1)
-        width: int = param(50, "units per block (500 in the paper)", min=1)
-        n: int = param(2000, "training samples", min=2)
-        n_test: int = param(1000, "test samples", min=0)
-        input_scale: float = param(
-            1.0, "standard deviation of the input entries", min=0, exclusive_min=True
-        )
 
     def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
         p = self.params
@@ -106,8 +106,8 @@ class ThreeBlock(Problem):
             "W2": batched_randn(generators, m, m, dtype=dtype) / m**0.5,
             "W3": batched_randn(generators, m, m, dtype=dtype) / m**0.5,
         }
-        X = _gaussian_inputs(generators, p.n, p.d, p.input_scale, dtype)
-        X_test = _gaussian_inputs(generators, p.n_test, p.d, p.input_scale, dtype)
+        X = scaled_gaussian_inputs(generators, p.n, p.d, p.input_scale, dtype)
+        X_test = scaled_gaussian_inputs(generators, p.n_test, p.d, p.input_scale, dtype)
         # Batch-norm statistics frozen on the training set make the teacher a fixed function.
         for l, Z in enumerate(ThreeBlockModel(p.d, m).pre_activations(weights, X), start=1):
             weights[f"mean{l}"] = Z.mean(1)

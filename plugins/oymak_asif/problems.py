@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from harness import Instance, Problem, batched_rand, batched_randn, param
+from plugins.common.teacher import dimension, input_std, test_samples, train_samples
 from plugins.oymak_asif.models import AdditiveModel
 
 
@@ -38,6 +39,21 @@ def sample_inputs(
     return scale * torch.stack(out).to(dtype)
 
 
+@dataclass(frozen=True)
+class AdditiveParams:
+    d: int = dimension(50, "dimension of w")
+    n: int = train_samples(150)
+    n_test: int = test_samples()
+    sigma: float = input_std(1.0)
+    input_dist: Literal["gaussian", "laplace", "student_t"] = param(
+        "gaussian", "distribution of the input entries (scaled to variance sigma^2)"
+    )
+    df: float = param(
+        5.0, "degrees of freedom of student_t (> 2: finite variance)", min=2, exclusive_min=True
+    )
+    w_star_range: float = param(1.0, "w* entries are U[-w_star_range, w_star_range]", min=0)
+
+
 class Additive(Problem):
     """Oymak & Asif (2018) teacher y = sum_k relu(w*[k] + x[k]) (eq. (1)).
 
@@ -48,23 +64,8 @@ class Additive(Problem):
     """
 
     name = "additive"
+    Params = AdditiveParams
     families = ("additive",)
-
-    @dataclass(frozen=True)
-    class Params:
-        d: int = param(50, "dimension of w", min=1)
-        n: int = param(150, "training samples", min=1)
-        n_test: int = param(0, "test samples (0: none)", min=0)
-        sigma: float = param(
-            1.0, "standard deviation of the input entries", min=0, exclusive_min=True
-        )
-        input_dist: Literal["gaussian", "laplace", "student_t"] = param(
-            "gaussian", "distribution of the input entries (scaled to variance sigma^2)"
-        )
-        df: float = param(
-            5.0, "degrees of freedom of student_t (> 2: finite variance)", min=2, exclusive_min=True
-        )
-        w_star_range: float = param(1.0, "w* entries are U[-w_star_range, w_star_range]", min=0)
 
     def sample(self, generators: list[torch.Generator], dtype: torch.dtype) -> Instance:
         p = self.params
