@@ -35,6 +35,11 @@ class PotentialG(Metric):
         return norms(instance.truth) - norms(weights)
 
 
+@dataclass(frozen=True)
+class OnePointInnerParams:
+    normalize: bool = param(False, "divide by ||W* - W||_F^2")
+
+
 class OnePointInner(Metric):
     """<-grad L(W), W* - W> with the closed-form gradient of Li & Yuan Lemma 2.1 (Def. 2.4, Fig. 8).
 
@@ -48,9 +53,7 @@ class OnePointInner(Metric):
     name = "one_point_inner"
     families = population.FAMILIES
 
-    @dataclass(frozen=True)
-    class Params:
-        normalize: bool = param(False, "divide by ||W* - W||_F^2")
+    Params = OnePointInnerParams
 
     def applies(self, instance: Instance) -> bool:
         return population.applies(instance)
@@ -66,17 +69,18 @@ class OnePointInner(Metric):
         return inner / delta.pow(2).sum(1) if self.params.normalize else inner
 
 
+@dataclass(frozen=True)
+class DistanceParams:
+    norm: Literal["fro", "spectral"] = param("fro", "Frobenius (Fig. 8) or spectral (Fig. 7b) norm")
+
+
 class Distance(Metric):
     """||W - W*|| for ResLink (Li & Yuan Fig. 7b, 8); Vanilla compares V - I (footnote 3)."""
 
     name = "distance"
     families = ("reslink",)
 
-    @dataclass(frozen=True)
-    class Params:
-        norm: Literal["fro", "spectral"] = param(
-            "fro", "Frobenius (Fig. 8) or spectral (Fig. 7b) norm"
-        )
+    Params = DistanceParams
 
     def applies(self, instance: Instance) -> bool:
         return _is_reslink(instance)

@@ -10,6 +10,15 @@ from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
 from plugins.li_yuan import population
 
 
+@dataclass(frozen=True)
+class PopulationGDParams:
+    step_size: float = param(0.1, "constant step size", min=0, exclusive_min=True)
+    max_iter: int = param(1000, "iterations", min=0)
+    tol: float = param(
+        0.0, "stop a trial once the gradient's Frobenius norm is at most this", min=0
+    )
+
+
 class PopulationGD(Solver):
     """Gradient descent with the exact population gradient for x ~ N(0, s^2 I).
 
@@ -22,13 +31,7 @@ class PopulationGD(Solver):
     name = "population_gd"
     families = population.FAMILIES
 
-    @dataclass(frozen=True)
-    class Params:
-        step_size: float = param(0.1, "constant step size", min=0, exclusive_min=True)
-        max_iter: int = param(1000, "iterations", min=0)
-        tol: float = param(
-            0.0, "stop a trial once the gradient's Frobenius norm is at most this", min=0
-        )
+    Params = PopulationGDParams
 
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         p = self.params

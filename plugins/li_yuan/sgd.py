@@ -104,6 +104,16 @@ def _finite(weights: Weights) -> torch.Tensor:
     return torch.stack(oks).all(0)
 
 
+@dataclass(frozen=True)
+class SGDParams:
+    step_size: float = param(0.001, "constant step size eta", min=0, exclusive_min=True)
+    batch_size: int = param(200, "samples per step (capped at n for dataset sampling)", min=1)
+    max_iter: int = param(1000, "SGD steps", min=0)
+    sampling: Literal["dataset", "fresh"] = param(
+        "dataset", "minibatches of the training set, or fresh samples each step"
+    )
+
+
 class SGD(Solver):
     """Minibatch SGD on the squared loss (Li & Yuan 2017, Sec. 2 and Sec. 5.2).
 
@@ -122,14 +132,7 @@ class SGD(Solver):
     name = "sgd"
     families = ("reslink", "one_hidden", "three_block")
 
-    @dataclass(frozen=True)
-    class Params:
-        step_size: float = param(0.001, "constant step size eta", min=0, exclusive_min=True)
-        batch_size: int = param(200, "samples per step (capped at n for dataset sampling)", min=1)
-        max_iter: int = param(1000, "SGD steps", min=0)
-        sampling: Literal["dataset", "fresh"] = param(
-            "dataset", "minibatches of the training set, or fresh samples each step"
-        )
+    Params = SGDParams
 
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         p = self.params

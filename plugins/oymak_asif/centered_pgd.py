@@ -25,6 +25,20 @@ def centered_curvature(w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(Dc.transpose(1, 2) @ Dc / X.shape[1])[:, -1]
 
 
+@dataclass(frozen=True)
+class CenteredPGDParams:
+    step_size: float | None = param(
+        None,
+        "mu; default 1 / beta from the data at the start (see the doc)",
+        min=0,
+        exclusive_min=True,
+    )
+    theta: float = param(1.0, "Theta: entries of w are clipped to [-Theta, Theta]", min=0)
+    max_iter: int = param(1000, "iterations", min=0)
+    tol: float = param(1e-12, "stop when ||w_{t+1} - w_t|| <= tol ||w_t||", min=0)
+    batches: int = param(1, "K: split the data into K batches, one per iteration", min=1)
+
+
 class CenteredPGD(Solver):
     """Projected centered gradient descent (Oymak & Asif 2018, eq. (4) + projection onto C_Theta).
 
@@ -43,18 +57,7 @@ class CenteredPGD(Solver):
     name = "centered_pgd"
     families = ("additive",)
 
-    @dataclass(frozen=True)
-    class Params:
-        step_size: float | None = param(
-            None,
-            "mu; default 1 / beta from the data at the start (see the doc)",
-            min=0,
-            exclusive_min=True,
-        )
-        theta: float = param(1.0, "Theta: entries of w are clipped to [-Theta, Theta]", min=0)
-        max_iter: int = param(1000, "iterations", min=0)
-        tol: float = param(1e-12, "stop when ||w_{t+1} - w_t|| <= tol ||w_t||", min=0)
-        batches: int = param(1, "K: split the data into K batches, one per iteration", min=1)
+    Params = CenteredPGDParams
 
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         p = self.params

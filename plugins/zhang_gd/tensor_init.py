@@ -18,6 +18,19 @@ from plugins.common.tensor_moments import (
 )
 
 
+@dataclass(frozen=True)
+class TensorInitParams:
+    mode: Literal["span", "full"] = param(
+        "span", "span: orthonormal basis of span(W*); full: Zhong et al.'s whole method"
+    )
+    fresh_samples: bool = param(
+        False, "full mode: use disjoint thirds of the samples for M2, M4 and M1"
+    )
+    draws: int = param(
+        8, "full mode: random contractions of M4 tried; the best fit of M4 is kept", min=1
+    )
+
+
 class TensorInit(Initializer):
     """Tensor initialization (Zhong et al. 2017, Alg. 1; Zhang et al. 2019, Sec. 4).
 
@@ -51,17 +64,7 @@ class TensorInit(Initializer):
     name = "tensor"
     families = ("one_hidden",)
 
-    @dataclass(frozen=True)
-    class Params:
-        mode: Literal["span", "full"] = param(
-            "span", "span: orthonormal basis of span(W*); full: Zhong et al.'s whole method"
-        )
-        fresh_samples: bool = param(
-            False, "full mode: use disjoint thirds of the samples for M2, M4 and M1"
-        )
-        draws: int = param(
-            8, "full mode: random contractions of M4 tried; the best fit of M4 is kept", min=1
-        )
+    Params = TensorInitParams
 
     def initialize(
         self, instance: Instance, generators: list[torch.Generator], dtype: torch.dtype
