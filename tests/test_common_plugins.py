@@ -111,3 +111,31 @@ def test_test_error_is_the_test_mse_for_teachers():
     assert torch.allclose(
         TestError().compute(inst, inst.truth, None), torch.zeros(2, dtype=torch.float64)
     )
+
+
+def test_gaussian_teacher_draws_truth_inputs_noise_test_in_that_order():
+    """The shared teacher base: each trial's generator yields W*, X, noise, X_test in turn
+    (the order every stored result's data depends on), and test rows share the training
+    scale 1/sqrt(n)."""
+    d, n, n_test, noise = 4, 9, 5, 0.1
+    p = SingleNeuronParams(d=d, n=n, n_test=n_test, noise_std=noise, input_scale="inv_sqrt_n")
+    inst = SingleNeuron(p).sample(gens(2, 7), torch.float64)
+    for b, g in enumerate(gens(2, 7)):
+        w = torch.randn(d, 1, generator=g, dtype=torch.float64)
+        X = torch.randn(n, d, generator=g, dtype=torch.float64) / n**0.5
+        eps = noise * torch.randn(n, generator=g, dtype=torch.float64)
+        X_test = torch.randn(n_test, d, generator=g, dtype=torch.float64) / n**0.5
+        assert torch.equal(inst.truth["W"][b], w)
+        assert torch.equal(inst.X[b], X)
+        assert torch.equal(inst.y[b], torch.relu(X @ w).squeeze(1) + eps)
+        assert torch.equal(inst.X_test[b], X_test)
+        assert torch.equal(inst.y_test[b], torch.relu(X_test @ w).squeeze(1))  # noiseless
+    assert inst.extras == {"input_std": 1 / n**0.5, "noise_std": noise}
+
+
+def test_gd_is_a_common_solver_available_without_zhang_gd():
+    from harness.plugins import get_registry
+
+    registry = get_registry(blocked=["zhang_gd"])
+    assert registry.plugin_of("solver", "gd") == "common"
+    assert registry.get("solver", "gd").supports("one_hidden")
