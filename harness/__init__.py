@@ -57,7 +57,17 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
 
-__version__ = "0.1.0"
+def _distribution_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("relubench")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        return "0+unknown"
+
+
+__version__ = _distribution_version()
+"""The installed ``relubench`` distribution's version (recorded on every row)."""
 
 hookimpl = pluggy.HookimplMarker("relubench")
 """Marker for plugin hook implementations: ``@hookimpl def relubench_solvers(): ...``."""
@@ -82,7 +92,7 @@ def run_suite(path: Any, **options: Any) -> Any:
     ``scheduler``, ``results``, ``force``, ``overrides`` (list of ``KEY=VALUE``),
     ``plugins``, ``blocked``, ``progress``.
     """
-    from harness.api import run_suite as _run
+    from harness.run import run_suite as _run
 
     return _run(path, **options)
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from harness import load_results
-from harness.api import execute, prepare
 from harness.cli import main
+from harness.run import execute, prepare
 from harness.store import part_files
 
 BASE = """
@@ -58,7 +58,7 @@ def test_cell_ids_are_stable_across_processes(write_suite, probe_plugin):
     path = write_suite(BASE)
     _, _, cells, _ = prepare(path, plugins=[str(probe_plugin)])
     code = (
-        "import json, sys; from harness.api import prepare; "
+        "import json, sys; from harness.run import prepare; "
         f"_, _, cells, _ = prepare({str(path)!r}, plugins=[{str(probe_plugin)!r}]); "
         "print(json.dumps([c.cell_id for c in cells]))"
     )
