@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from harness.errors import InputError
+from harness.version import __version__
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,18 +57,6 @@ def __getattr__(name: str) -> Any:
         return value
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
-
-def _distribution_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("relubench")
-    except PackageNotFoundError:  # a source tree on sys.path, not installed
-        return "0+unknown"
-
-
-__version__ = _distribution_version()
-"""The installed ``relubench`` distribution's version (recorded on every row)."""
 
 hookimpl = pluggy.HookimplMarker("relubench")
 """Marker for plugin hook implementations: ``@hookimpl def relubench_solvers(): ...``."""

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from harness import __version__ as HARNESS_VERSION
 from harness.seeds import trial_seeds
+from harness.version import __version__ as HARNESS_VERSION
 
 if TYPE_CHECKING:
     from harness.suite import Cell
