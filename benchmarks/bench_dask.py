@@ -37,7 +37,7 @@ def suite_text(trials: int) -> str:
 
 
 def end_to_end(tmp: Path, executor: str, workers: int, trials: int) -> float:
-    from harness.api import execute
+    from harness.run import execute
 
     tmp.mkdir(parents=True, exist_ok=True)
     suite = tmp / "parallel.toml"
@@ -51,14 +51,14 @@ def end_to_end(tmp: Path, executor: str, workers: int, trials: int) -> float:
 
 def steady(tmp: Path, executor: str, workers: int, repeat: int, trials: int) -> tuple[float, float]:
     """(executor start + warm-up seconds, best seconds for the units alone)."""
-    from harness.api import plan_units, prepare
     from harness.executors import make_executor
+    from harness.run import plan_units, prepare
 
     tmp.mkdir(parents=True, exist_ok=True)
     suite_path = tmp / "parallel.toml"
     suite_path.write_text(suite_text(trials))
     _, suite, cells, _ = prepare(suite_path)
-    units = plan_units(suite, cells, set(), run_id="bench", workers=workers)
+    units = plan_units(suite, cells, set(), run_id="bench")
     t0 = time.perf_counter()
     ex = make_executor(executor, workers)
     try:

@@ -71,7 +71,7 @@ names = ["param_error", "success"]
 
 
 def overhead(tmp: Path, cells: int, trials: int) -> tuple[float, int]:
-    from harness.api import execute
+    from harness.run import execute
 
     tmp.mkdir(parents=True, exist_ok=True)
     suite = tmp / f"overhead-{cells}x{trials}.toml"
@@ -87,7 +87,7 @@ def overhead(tmp: Path, cells: int, trials: int) -> tuple[float, int]:
 
 
 def parallel(tmp: Path, workers: int, trials: int) -> float:
-    from harness.api import execute
+    from harness.run import execute
 
     tmp.mkdir(parents=True, exist_ok=True)
     suite = tmp / "parallel.toml"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from harness.errors import InputError
+from harness.version import __version__
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,8 +58,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
 
-__version__ = "0.1.0"
-
 hookimpl = pluggy.HookimplMarker("relubench")
 """Marker for plugin hook implementations: ``@hookimpl def relubench_solvers(): ...``."""
 
@@ -82,7 +81,7 @@ def run_suite(path: Any, **options: Any) -> Any:
     ``scheduler``, ``results``, ``force``, ``overrides`` (list of ``KEY=VALUE``),
     ``plugins``, ``blocked``, ``progress``.
     """
-    from harness.api import run_suite as _run
+    from harness.run import run_suite as _run
 
     return _run(path, **options)
 

@@ -154,11 +154,11 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from harness import api
+    from harness import run
 
     blocked = _blocked(args.block)
     if args.dry_run:
-        registry, suite, cells, dropped = api.prepare(
+        registry, suite, cells, dropped = run.prepare(
             args.suite,
             profile=args.profile,
             overrides=args.overrides,
@@ -203,7 +203,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             err.print(f"trials {done}/{total}", highlight=False)
 
     try:
-        report = api.execute(
+        report = run.execute(
             args.suite,
             profile=args.profile,
             workers=args.workers,
@@ -225,7 +225,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
-    from harness.api import results_root
+    from harness.run import results_root
     from harness.store import Store
 
     folder = results_root(results, suite)
@@ -252,12 +252,9 @@ def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
 
 
 def _print_summary(out: Console, report) -> None:
-    from harness.api import suite_rows
-    from harness.store import Store
     from harness.summary import summary_frame
 
-    runs = suite_rows(Store(report.results_dir), report.cells)
-    frame = summary_frame(runs, report.cells)
+    frame = summary_frame(report.runs, report.cells)
     table = Table(title=escape(f"{report.suite.name}: {report.suite.title}"), show_edge=False)
     for col in frame.columns:
         text = col in ("solver", "problem", "initializer")

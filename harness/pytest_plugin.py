@@ -10,10 +10,12 @@ pattern: ``SuiteFile`` -> ``SuiteNode`` (named after the suite) -> items:
 * one :class:`ExpectationItem` per other ``[[expect]]`` entry, which runs
   whatever the suite still misses and judges the claim on the stored rows.
 
-Results go to the same Parquet store ``relubench run`` writes
-(``RESULTS/<suite>/runs``), with the same schema. Under pytest-xdist every
-worker writes its own part files; a per-cell file lock makes a cell that two
-workers want at once computed once, and the store dedupes on read anyway.
+Cells run through the same run session as ``relubench run``
+(:class:`harness.run.RunSession`), into the same store (``RESULTS/<suite>/runs``)
+with the same schema; this module keeps only options, collection nodes and
+failure text. Under pytest-xdist every worker runs its own cells; a per-cell file
+lock makes a cell that two workers want at once computed once, and the store
+dedupes on read anyway.
 
 This module is loaded in every pytest session (``pytest11`` entry point), so
 it imports only pytest and the standard library at module level and does
@@ -30,6 +32,7 @@ import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harness.expect import Expectation, Outcome
+    from harness.plugins import Registry
+    from harness.run import RunSession
     from harness.suite import Cell, Suite
 
 DEFAULT_PROFILE = "smoke"
@@ -122,7 +127,7 @@ class Settings:
 
     @classmethod
     def of(cls, config: pytest.Config) -> Settings:
-        cached = getattr(config, "_relubench_settings", None)
+        cached = config.stash.get(SETTINGS_KEY, None)
         if cached is not None:
             return cached
         rerun: list[str] = []
@@ -170,8 +175,12 @@ class Settings:
             threads=threads,
             rerun_args=tuple(rerun),
         )
-        config._relubench_settings = settings  # type: ignore[attr-defined]
+        config.stash[SETTINGS_KEY] = settings
         return settings
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+RUN_ID_KEY = pytest.StashKey[str]()
 
 
 # ------------------------------------------------------------------------ collection
@@ -252,6 +261,7 @@ class SuiteContext:
     settings: Settings
     profile: str | None
     slow: bool
+    registry: Registry
     suite: Suite
     cells: list[Cell]
     expectations: list[Expectation]
@@ -263,9 +273,8 @@ class SuiteContext:
     @classmethod
     def load(cls, path: Path, settings: Settings, config: pytest.Config) -> SuiteContext:
         """Load and expand the suite under the session's profile (no side effects)."""
-        from harness.api import prepare
         from harness.errors import InputError
-        from harness.expect import parse_expectations
+        from harness.run import expectations, prepare
 
         doc = _read_suite_doc(path)
         profiles = doc.get("profiles", {}) if doc else {}
@@ -275,36 +284,51 @@ class SuiteContext:
         # A suite without the requested quick profile runs at full size: mark it slow.
         slow = wanted is not None and not has
         try:
-            _, suite, cells, _ = prepare(
+            registry, suite, cells, _ = prepare(
                 path, profile=profile, plugins=settings.plugins, blocked=settings.blocked
             )
+            claims = expectations(suite)
         except InputError:
             raise
         except Exception as exc:  # a plugin that fails to import, say
             raise InputError(f"{path}: {type(exc).__name__}: {exc}") from exc
-        expectations = [
-            e for e in parse_expectations(suite.expect, str(path)) if e.applies(profile)
-        ]
-        per_cell = [e for e in expectations if _singles_out_cells(e, cells)]
-        suite_level = [e for e in expectations if e not in per_cell]
+        per_cell = [e for e in claims if _singles_out_cells(e, cells)]
+        suite_level = [e for e in claims if e not in per_cell]
         return cls(
             path,
             settings,
             profile,
             slow,
+            registry,
             suite,
             cells,
-            expectations,
+            claims,
             per_cell,
             suite_level,
             run_id=_session_run_id(config),
         )
 
+    @cached_property
+    def session(self) -> RunSession:
+        """The run session this suite's items run their cells in (one per pytest session)."""
+        from harness.run import RunSession
+
+        return RunSession(
+            self.registry,
+            self.suite,
+            self.cells,
+            results=self.settings.results,
+            run_id=self.run_id,
+            executor="pytest",
+            workers=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+            plugins=self.settings.plugins,
+            blocked=self.settings.blocked,
+            metadata={"xdist_worker": os.environ.get("PYTEST_XDIST_WORKER")},
+        )
+
     @property
     def folder(self) -> Path:
-        from harness.api import results_root
-
-        return results_root(self.settings.results, self.suite)
+        return self.session.folder
 
     # ------------------------------------------------------------------ running
     def ensure(self, cells: list[Cell], *, force: bool = False) -> int:
@@ -313,85 +337,33 @@ class SuiteContext:
         A trial needs running unless it is stored ``ok`` or this pytest session
         (all its xdist workers) already ran it: a trial that failed is retried
         by the next session, not by every item of this one. ``force`` reruns
-        every trial not yet run by this session.
+        every trial not yet run by this session. Cells run in this process, with
+        the solver threads of ``--relubench-threads`` (default: those every
+        executor uses, so the numbers are bitwise those of ``relubench run``).
         """
-        from harness.store import Store
+        from harness.executors import make_executor
 
-        store = Store(self.folder)
-        single = cells[0] if len(cells) == 1 else None
-        snapshot = self._settled(store, force, single)
+        session = self.session
+        snapshot = session.settled(cells, force=force)
         ran = 0
         for cell in cells:
             if all((cell.cell_id, t) in snapshot for t in range(cell.trials)):
                 continue
             with _cell_lock(self.folder, cell.cell_id):
                 # another worker may have run it while we waited for the lock
-                ran += self._run(store, cell, self._settled(store, force, cell))
-        return ran
-
-    def _settled(self, store: Any, force: bool, cell: Cell | None = None) -> set[tuple[str, int]]:
-        """(cell_id, trial) pairs not to run: stored ok (unless force) or run by this session."""
-        columns = ["cell_id", "trial", "status", "run_id"]
-        table = _read_parts(_part_files(store, cell), columns)
-        out = set()
-        for cell_id, trial, status, run_id in zip(*(table[c].tolist() for c in columns)):
-            if run_id == self.run_id or (status == "ok" and not force):
-                out.add((cell_id, trial))
-        return out
-
-    def _run(self, store: Any, cell: Cell, done: set[tuple[str, int]]) -> int:
-        from harness.api import plan_units
-        from harness.plugins import get_registry
-        from harness.runner import run_unit
-        from harness.store import provenance, runs_schema
-
-        _limit_threads(self.settings.threads)
-        units = plan_units(
-            self.suite,
-            [cell],
-            done,
-            run_id=self.run_id,
-            workers=1,
-            plugins=self.settings.plugins,
-            blocked=self.settings.blocked,
-        )
-        if not units:
-            return 0
-        schema = runs_schema(self.cells)  # the whole suite's schema, as relubench run writes
-        meta = provenance(
-            {
-                "suite": self.suite.name,
-                "suite_file": str(self.path),
-                "profile": self.profile,
-                "run_id": self.run_id,
-                "executor": "pytest",
-                "workers": int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
-                "xdist_worker": os.environ.get("PYTEST_XDIST_WORKER"),
-            }
-        )
-        hook = get_registry(self.settings.plugins, self.settings.blocked).manager.hook
-        ran = 0
-        for unit in units:
-            result = run_unit(unit)
-            stem = f"part-{cell.cell_id}-{unit.trials[0]:05d}-{unit.run_id}"
-            store.write(result.runs, result.traces, schema, meta, stem=stem)
-            hook.relubench_cell_done(cell=cell, rows=result.runs)
-            ran += len(result.runs)
+                units = session.plan([cell], session.settled([cell], force=force))
+                if not units:
+                    continue
+                executor = make_executor("serial", threads=self.settings.threads)
+                try:
+                    ran += session.run(units, executor)
+                finally:
+                    executor.close()
         return ran
 
     def rows(self, cells: list[Cell]) -> pd.DataFrame:
         """Stored rows (deduplicated) of these cells' trials under this profile."""
-        from harness.store import Store, dedupe_runs, load_results
-
-        if len(cells) == 1:  # one cell's own part files, not the whole store
-            runs = dedupe_runs(_read_parts(_part_files(Store(self.folder), cells[0])))
-        else:
-            runs = load_results(self.folder)
-        if runs.empty:
-            return runs
-        wanted = {(c.cell_id, t) for c in cells for t in range(c.trials)}
-        mask = [k in wanted for k in zip(runs["cell_id"], runs["trial"])]
-        return runs[mask].reset_index(drop=True)
+        return self.session.rows(cells)
 
     def rerun(self, nodeid: str) -> str:
         """The pytest command that runs one item of this suite alone (non-ok trials rerun)."""
@@ -399,64 +371,23 @@ class SuiteContext:
         return " ".join(shlex.quote(a) for a in args)
 
 
-def _part_files(store: Any, cell: Cell | None = None) -> list[str]:
-    """The store's part files; with ``cell``, only that cell's (the store names them
-    ``part-<cell_id>-...``), so a cell item reads a few files, not the whole store."""
-    from harness.store import part_files
-
-    files = part_files(store.runs_dir)
-    if cell is None:
-        return files
-    prefix = f"part-{cell.cell_id}-"
-    return [f for f in files if os.path.basename(f).startswith(prefix)]
-
-
-def _read_parts(files: list[str], columns: list[str] | None = None) -> pd.DataFrame:
-    """Rows of some part files (schemas unified, as the store reads them)."""
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-
-    if not files:
-        return pd.DataFrame(columns=columns or ["cell_id", "trial", "status", "run_id"])
-    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
-    table = ds.dataset(files, schema=schema, format="parquet").to_table(columns=columns)
-    return table.to_pandas()
-
-
 def _session_run_id(config: pytest.Config) -> str:
     """One run id for the whole pytest session, shared by its xdist workers."""
-    cached = getattr(config, "_relubench_run_id", None)
+    cached = config.stash.get(RUN_ID_KEY, None)
     if cached is None:
         workerinput = getattr(config, "workerinput", None)
         token = workerinput["testrunuid"] if workerinput else uuid.uuid4().hex
         stamp = time.strftime("%Y%m%dT%H%M%S")
         cached = f"pytest-{token[:12]}" if workerinput else f"pytest-{stamp}-{token[:6]}"
-        config._relubench_run_id = cached  # type: ignore[attr-defined]
+        config.stash[RUN_ID_KEY] = cached
     return cached
-
-
-def _cell_columns(cell: Cell) -> dict[str, Any]:
-    """Columns of a runs row that are the same for every trial of a cell."""
-    from harness.runner import param_value
-
-    out: dict[str, Any] = {
-        "suite": cell.suite,
-        "cell_id": cell.cell_id,
-        "problem": cell.problem.name,
-        "initializer": cell.initializer.name,
-        "solver": cell.solver.name,
-    }
-    for spec in (cell.problem, cell.initializer, cell.solver):
-        for k, v in spec.params:
-            out[f"{spec.kind}.{k}"] = param_value(v)
-    return out
 
 
 def _singles_out_cells(exp: Expectation, cells: list[Cell]) -> bool:
     """Whether each ``by`` group of ``exp`` is (part of) one cell, so the claim is per cell."""
-    columns = [_cell_columns(c) for c in cells]
+    from harness.rows import cell_columns
+
+    columns = [cell_columns(c) for c in cells]
     if not exp.by:
         return len(cells) == 1
     if not all(b in columns[0] for b in exp.by):
@@ -481,19 +412,6 @@ def _cell_lock(folder: Path, cell_id: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _limit_threads(threads: int | None) -> None:
-    """Set torch's intra-op threads: as asked, else the single solver thread every
-    executor uses (harness.executors.SOLVER_THREADS), so a cell run by pytest gives
-    bitwise the numbers ``relubench run`` gives."""
-    import torch
-
-    from harness.executors import SOLVER_THREADS
-
-    threads = threads or SOLVER_THREADS
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- items
@@ -601,14 +519,10 @@ class CellItem(_RelubenchItem):
                 parts.append(f"trials missing from the store: {missing}")
             parts.append(rerun)
             raise RelubenchFailure("\n".join(parts))
-        outcomes: list[Outcome] = []
-        for exp in ctx.per_cell:
-            try:
-                if exp.select(rows).empty:
-                    continue  # the claim's `where` does not cover this cell
-            except ValueError:
-                pass  # evaluate() reports the bad filter as a failed outcome
-            outcomes.extend(exp.evaluate(rows))
+        from harness.run import judge
+
+        # a claim whose `where` does not cover this cell is another cell's
+        outcomes = judge(ctx.per_cell, rows, covered_only=True)
         for o in outcomes:
             self.user_properties.append((f"{o.expectation.key}", repr(o.value)))
         self.add_report_section("call", "relubench", "\n".join(o.describe() for o in outcomes))
@@ -646,8 +560,10 @@ class ExpectationItem(_RelubenchItem):
         ctx, exp = self.ctx, self.expectation
         # Cells this session has not run yet (deselected, or on another worker) run here.
         ctx.ensure(ctx.cells)
+        from harness.run import judge
+
         rows = ctx.rows(ctx.cells)
-        outcomes = exp.evaluate(rows)
+        outcomes = judge([exp], rows)
         for o in outcomes:
             self.user_properties.append(
                 (" ".join(f"{k}={v}" for k, v in o.group.items()) or "all", repr(o.value))

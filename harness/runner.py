@@ -10,7 +10,6 @@ exception becomes ``error`` rows with the message and the head of the traceback.
 
 from __future__ import annotations
 
-import json
 import math
 import socket
 import time
@@ -24,9 +23,10 @@ import torch
 
 from harness.components import Component, Instance, Metric, SolveContext, SolveResult, Weights
 from harness.plugins import get_registry
+from harness.rows import base_rows, failed_rows
+from harness.seeds import TrialSeeds, trial_seeds
 from harness.suite import Cell, ComponentSpec
 
-HARNESS_VERSION = "0.1.0"
 TRACEBACK_LINES = 12
 
 
@@ -118,149 +118,36 @@ def _generators(seeds: list[int]) -> list[torch.Generator]:
     return gens
 
 
-def param_value(v: Any) -> Any:
-    """A parameter value as stored in Parquet (lists become their JSON text)."""
-    if isinstance(v, (tuple, list)):
-        return json.dumps(list(v))
-    return v
-
-
 def _error_text(exc: BaseException) -> str:
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
     head = "".join(tb[-TRACEBACK_LINES:])
     return f"{type(exc).__name__}: {exc}\n{head}"
 
 
-def base_row(unit: WorkUnit, trial: int, seed: int, created_at: str, host: str) -> dict[str, Any]:
-    """Identity and parameter columns of a trial's row."""
-    cell = unit.cell
-    row: dict[str, Any] = {
-        "suite": cell.suite,
-        "run_id": unit.run_id,
-        "cell_id": cell.cell_id,
-        "trial": trial,
-        "seed": seed,
-        "problem": cell.problem.name,
-        "initializer": cell.initializer.name,
-        "solver": cell.solver.name,
-    }
-    for spec, prefix in (
-        (cell.problem, "problem"),
-        (cell.initializer, "initializer"),
-        (cell.solver, "solver"),
-    ):
-        for k, v in spec.params:
-            row[f"{prefix}.{k}"] = param_value(v)
-    row.update(
-        status="ok",
-        error=None,
-        iterations=None,
-        time_s=None,
-        time_mode=None,
-        created_at=created_at,
-        host=host,
-        harness_version=HARNESS_VERSION,
+def failed_result(unit: WorkUnit, status: str, message: str) -> UnitResult:
+    """The result of a unit that produced nothing (worker died, timeout): every trial
+    gets ``status`` and ``message``."""
+    rows = failed_rows(
+        unit.cell,
+        unit.run_id,
+        unit.trials,
+        status,
+        message,
+        created_at=datetime.now(UTC).isoformat(),
+        host=socket.gethostname(),
     )
-    for m in cell.metrics:
-        row[f"metric.{m.name}"] = None
-    return row
-
-
-def failed_rows(unit: WorkUnit, status: str, message: str) -> UnitResult:
-    """Rows for a unit that produced nothing (worker died, timeout): every trial gets ``status``."""
-    created = datetime.now(UTC).isoformat()
-    host = socket.gethostname()
-    rows = []
-    for t in unit.trials:
-        row = base_row(unit, t, unit.cell.trial_seeds(t)[0], created, host)
-        row.update(status=status, error=message)
-        rows.append(row)
     return UnitResult(unit, rows, [])
+
+
+def unit_seeds(unit: WorkUnit) -> list[TrialSeeds]:
+    """(data, init, solver) seeds of each trial of ``unit``."""
+    cell = unit.cell
+    return trial_seeds(cell.seed, cell.problem.key(), cell.initializer.key(), unit.trials)
 
 
 def _finite(weights: Weights) -> torch.Tensor:
     oks = [torch.isfinite(w.reshape(w.shape[0], -1)).all(1) for w in weights.values()]
     return torch.stack(oks).all(0) if oks else torch.ones(0, dtype=torch.bool)
-
-
-# numpy.random.SeedSequence constants (numpy/random/bit_generator.pyx)
-_INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
-_INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
-_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
-
-
-def _uint32_words(value: int) -> list[int]:
-    """An int as SeedSequence splits it: little-endian 32-bit words, 0 -> [0]."""
-    words = []
-    while True:
-        words.append(value & 0xFFFFFFFF)
-        value >>= 32
-        if not value:
-            return words
-
-
-def _seed_sequences(prefix: list[int], trials: list[int], tag: int) -> list[int]:
-    """``Cell``'s seed ``_seed([*prefix, trial, tag])`` for many trials at once.
-
-    SeedSequence(entropy).generate_state(2) with numpy arrays over trials: its hash
-    constants evolve independently of the data, so every step vectorizes. Exactly the
-    same integers as the scalar path (checked by the caller and by tests).
-    """
-    import numpy as np
-
-    with np.errstate(over="ignore"):
-        cols = [np.full(len(trials), w, dtype=np.uint32) for v in prefix for w in _uint32_words(v)]
-        cols.append(np.asarray(trials, dtype=np.uint32))
-        cols.append(np.full(len(trials), tag, dtype=np.uint32))
-        h = [np.uint32(_INIT_A)]
-
-        def hashmix(value):
-            value = value ^ h[0]
-            h[0] = np.uint32(h[0] * np.uint32(_MULT_A))
-            value = value * h[0]
-            return value ^ (value >> np.uint32(16))
-
-        def mix(x, y):
-            r = np.uint32(_MIX_L) * x - np.uint32(_MIX_R) * y
-            return r ^ (r >> np.uint32(16))
-
-        zero = np.zeros(len(trials), dtype=np.uint32)
-        pool = [hashmix(cols[i] if i < len(cols) else zero) for i in range(4)]
-        for i_src in range(4):
-            for i_dst in range(4):
-                if i_src != i_dst:
-                    pool[i_dst] = mix(pool[i_dst], hashmix(pool[i_src]))
-        for i_src in range(4, len(cols)):
-            for i_dst in range(4):
-                pool[i_dst] = mix(pool[i_dst], hashmix(cols[i_src]))
-        hb = np.uint32(_INIT_B)
-        state = []
-        for i in range(2):
-            v = pool[i] ^ hb
-            hb = np.uint32(hb * np.uint32(_MULT_B))
-            v = v * hb
-            state.append(v ^ (v >> np.uint32(16)))
-    return ((state[0].astype(np.int64) << 31) ^ state[1].astype(np.int64)).tolist()
-
-
-def trial_seeds(cell: Cell, trials: tuple[int, ...] | list[int]) -> list[tuple[int, int, int]]:
-    """``[cell.trial_seeds(t) for t in trials]``, vectorized (SeedSequence per trial was
-    most of the harness's per-trial cost). Falls back to the scalar path if the two ever
-    disagree (a numpy that changed SeedSequence), so seeds never change silently."""
-    trials = list(trials)
-    if len(trials) < 8 or max(trials) >= 2**32:
-        return [cell.trial_seeds(t) for t in trials]
-    from harness.suite import _words
-
-    pk = _words(cell.problem.key())
-    ik = _words(cell.initializer.key())
-    data = _seed_sequences([cell.seed, *pk], trials, 0)
-    init = _seed_sequences([cell.seed, *pk, *ik], trials, 1)
-    solver = _seed_sequences([cell.seed, *pk, *ik], trials, 2)
-    out = list(zip(data, init, solver))
-    if out[0] != cell.trial_seeds(trials[0]) or out[-1] != cell.trial_seeds(trials[-1]):
-        return [cell.trial_seeds(t) for t in trials]
-    return out
 
 
 _BLAS_POOLS: Any = None
@@ -291,10 +178,15 @@ def run_unit(unit: WorkUnit) -> UnitResult:
 
 def _run_unit(unit: WorkUnit, registry: Any) -> UnitResult:
     cell = unit.cell
-    created = datetime.now(UTC).isoformat()
-    host = socket.gethostname()
-    seeds = trial_seeds(cell, unit.trials)
-    rows = [base_row(unit, t, s[0], created, host) for t, s in zip(unit.trials, seeds)]
+    seeds = unit_seeds(unit)
+    rows = base_rows(
+        cell,
+        unit.run_id,
+        unit.trials,
+        [s.data for s in seeds],
+        created_at=datetime.now(UTC).isoformat(),
+        host=socket.gethostname(),
+    )
     traces: list[dict[str, Any]] = []
     dtype = getattr(torch, unit.dtype)
     B = len(unit.trials)
@@ -306,8 +198,8 @@ def _run_unit(unit: WorkUnit, registry: Any) -> UnitResult:
         init = _instantiate(registry, cell.initializer)
         solver = _instantiate(registry, cell.solver)
         metrics: list[Metric] = [_instantiate(registry, m) for m in cell.metrics]  # type: ignore[misc]
-        instance = problem.sample(_generators([s[0] for s in seeds]), dtype)
-        weights0 = init.initialize(instance, _generators([s[1] for s in seeds]), dtype)
+        instance = problem.sample(_generators([s.data for s in seeds]), dtype)
+        weights0 = init.initialize(instance, _generators([s.init for s in seeds]), dtype)
         instance = instance.to(device)
         weights0 = {k: v.to(device) for k, v in weights0.items()}
     except Exception as exc:  # setup failed: every trial of the unit is an error
@@ -318,7 +210,7 @@ def _run_unit(unit: WorkUnit, registry: Any) -> UnitResult:
 
     trace_metrics = [m for m in metrics if m.name in unit.trace]
     wants = _trace_schedule(unit.trace_every)
-    solver_gens = [s[2] for s in seeds]
+    solver_gens = [s.solver for s in seeds]
 
     def solve_batch(index: list[int]) -> tuple[SolveResult | None, float, str | None]:
         sub = instance if len(index) == B else instance.select(index)

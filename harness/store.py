@@ -1,137 +1,53 @@
 """The Parquet results store of one suite: ``runs/`` (one row per trial) and ``traces/``.
 
-Each finished work unit is written as its own part file: first under a
-hidden temporary name (readers skip names starting with ``.``), then renamed
-into place, so a reader never sees half a file and a killed run loses only
-the units in flight. Provenance (versions, commit, CPU, threads) goes in the
-file metadata under the key ``relubench``, not on every row.
+Only this module knows how part files are named, buffered, written and read.
+Each finished work unit (or a batch of small ones, see :class:`PartWriter`) is
+written as its own part file: first under a hidden temporary name (readers skip
+names starting with ``.``), then renamed into place, so a reader never sees half
+a file and a killed run loses only the units in flight. Provenance (versions,
+commit, CPU, threads) goes in the file metadata under the key ``relubench``, not
+on every row. The row format itself is :mod:`harness.rows`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
+import re
+import time
 import uuid
-from functools import lru_cache
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from harness.suite import Cell
+from harness.rows import STATUSES, TRACES_SCHEMA, empty_runs_columns
 
-IDENTITY = [
-    ("suite", pa.string()),
-    ("run_id", pa.string()),
-    ("cell_id", pa.string()),
-    ("trial", pa.int64()),
-    ("seed", pa.int64()),
-    ("problem", pa.string()),
-    ("initializer", pa.string()),
-    ("solver", pa.string()),
-]
-OUTCOME = [
-    ("status", pa.string()),
-    ("error", pa.string()),
-    ("iterations", pa.int64()),
-    ("time_s", pa.float64()),
-    ("time_mode", pa.string()),
-]
-PROVENANCE = [
-    ("created_at", pa.string()),
-    ("host", pa.string()),
-    ("harness_version", pa.string()),
-]
-TRACE_SCHEMA = pa.schema(
-    [
-        ("cell_id", pa.string()),
-        ("trial", pa.int64()),
-        ("iteration", pa.int64()),
-        ("time_s", pa.float64()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-    ]
-)
-STATUS_RANK = {"ok": 0, "diverged": 1, "timeout": 2, "error": 3}
+if TYPE_CHECKING:
+    from harness.suite import Cell
+
+STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
+INDEX_COLUMNS = ["cell_id", "trial", "status", "run_id"]
+
+# A temporary part file older than this, or left by a process that no longer runs on
+# this host, belongs to a killed run. Readers skip it anyway; removing it keeps the
+# folder tidy. The age guard keeps a live writer on another host (shared filesystem) safe.
+STALE_TEMPORARY_S = 600.0
+DEAD_WRITER_GRACE_S = 60.0
+
+# Part files are named part-<cell_id>-<first trial>-<run_id>[-u<units>]-<random>.parquet;
+# one holding several units (-u<n>) may hold other cells' rows too.
+_COALESCED = re.compile(r"-u\d+-[0-9a-f]{8}\.parquet$")
 
 
-def _arrow_type(values: list[Any]) -> pa.DataType:
-    kinds = {type(v) for v in values if v is not None}
-    if not kinds:
-        return pa.string()
-    if kinds == {bool}:
-        return pa.bool_()
-    if kinds == {int}:
-        return pa.int64()
-    if kinds <= {int, float}:
-        return pa.float64()
-    return pa.string()
-
-
-def runs_schema(cells: list[Cell], extra_metrics: tuple[str, ...] = ()) -> pa.Schema:
-    """One schema for every part file of a run: the union of the cells' parameter columns.
-
-    A fixed schema per run keeps plain ``pandas.read_parquet(folder)`` working
-    (pyarrow takes the schema of the first file it sees).
-    """
-    from harness.runner import param_value
-
-    columns: dict[str, list[Any]] = {}
-    for cell in cells:
-        for spec, prefix in (
-            (cell.problem, "problem"),
-            (cell.initializer, "initializer"),
-            (cell.solver, "solver"),
-        ):
-            for k, v in spec.params:
-                columns.setdefault(f"{prefix}.{k}", []).append(param_value(v))
-    metric_names = list(
-        dict.fromkeys([m.name for c in cells for m in c.metrics] + list(extra_metrics))
-    )
-    fields = list(IDENTITY)
-    fields += [(name, _arrow_type(vals)) for name, vals in columns.items()]
-    fields += OUTCOME
-    fields += [(f"metric.{m}", pa.float64()) for m in metric_names]
-    fields += PROVENANCE
-    return pa.schema(fields)
-
-
-@lru_cache(maxsize=1)
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def provenance(extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Environment details recorded in every part file's metadata."""
-    import numpy
-    import torch
-
-    info = {
-        "harness_version": __import__("harness").__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "pyarrow": pa.__version__,
-        "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git_commit": _git_commit(),
-    }
-    info.update(extra or {})
-    return info
+def part_stem(cell_id: str, first_trial: int, run_id: str, units: int = 1) -> str:
+    """The name of a part file without its random suffix."""
+    stem = f"part-{cell_id}-{first_trial:05d}-{run_id}"
+    return stem + (f"-u{units}" if units > 1 else "")
 
 
 class Store:
@@ -146,9 +62,20 @@ class Store:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.traces_dir.mkdir(parents=True, exist_ok=True)
 
+    # ------------------------------------------------------------------ reading
+    def part_files(self, cell_id: str | None = None) -> list[str]:
+        """Complete runs part files; with ``cell_id``, those that may hold that cell's rows
+        (its own, and files that coalesce several units), so a reader of one cell reads a
+        few files, not the whole store."""
+        files = part_files(self.runs_dir)
+        if cell_id is None:
+            return files
+        prefix = f"part-{cell_id}-"
+        return [f for f in files if os.path.basename(f).startswith(prefix) or _COALESCED.search(f)]
+
     def completed(self) -> set[tuple[str, int]]:
         """(cell_id, trial) pairs stored with status ``ok``: the resume index."""
-        files = part_files(self.runs_dir)
+        files = self.part_files()
         if not files:
             return set()
         table = ds.dataset(files, format="parquet").to_table(
@@ -156,6 +83,31 @@ class Store:
         )
         return set(zip(table.column("cell_id").to_pylist(), table.column("trial").to_pylist()))
 
+    def index(self, cell_id: str | None = None) -> pd.DataFrame:
+        """``cell_id, trial, status, run_id`` of every stored row (of one cell), duplicates kept."""
+        df = _read_files(self.part_files(cell_id), INDEX_COLUMNS)
+        if df is None:
+            return pd.DataFrame(columns=INDEX_COLUMNS)
+        return df if cell_id is None else df[df["cell_id"] == cell_id].reset_index(drop=True)
+
+    def suite_rows(self, cells: Sequence[Cell]) -> pd.DataFrame:
+        """The stored rows of exactly these cells and trials (after dedupe).
+
+        Trials beyond a cell's count (stored by an earlier, larger profile) are left
+        out, so a claim is judged on the trials the suite asked for.
+        """
+        if len(cells) == 1:  # one cell's part files, not the whole store
+            df = _read_files(self.part_files(cells[0].cell_id))
+            runs = dedupe_runs(df) if df is not None else _empty_runs()
+        else:
+            runs = load_results(self.root)
+        if runs.empty:
+            return runs
+        trials = {c.cell_id: c.trials for c in cells}
+        limit = runs["cell_id"].map(trials)
+        return runs[limit.notna() & (runs["trial"] < limit.fillna(0))].reset_index(drop=True)
+
+    # ------------------------------------------------------------------ writing
     def write(
         self,
         runs: list[dict[str, Any]],
@@ -165,7 +117,7 @@ class Store:
         *,
         stem: str,
     ) -> Path:
-        """Write one work unit's rows atomically (temporary name, then rename)."""
+        """Write rows as one part file atomically (temporary name, then rename)."""
         self.ensure()
         meta = {b"relubench": json.dumps(metadata, default=str).encode()}
         extra = [c for c in {k for r in runs for k in r} if c not in schema.names]
@@ -174,11 +126,105 @@ class Store:
         table = pa.Table.from_pylist(runs, schema=schema).replace_schema_metadata(meta)
         name = f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
         if traces:
-            tt = pa.Table.from_pylist(traces, schema=TRACE_SCHEMA).replace_schema_metadata(meta)
+            tt = pa.Table.from_pylist(traces, schema=TRACES_SCHEMA).replace_schema_metadata(meta)
             _atomic_write(tt, self.traces_dir / name)
         target = self.runs_dir / name
         _atomic_write(table, target)
         return target
+
+    def writer(self, schema: pa.Schema, metadata: dict[str, Any], *, units: int) -> PartWriter:
+        """A :class:`PartWriter` for a run of ``units`` work units."""
+        return PartWriter(self, schema, metadata, coalesce=units > PartWriter.MIN_UNITS)
+
+    def clean_stale_temporaries(self, now: float | None = None) -> list[Path]:
+        """Remove temporary part files (``.NAME.tmp-PID``) that a killed run left behind."""
+        now = time.time() if now is None else now
+        removed = []
+        for folder in (self.runs_dir, self.traces_dir):
+            if not folder.is_dir():
+                continue
+            for tmp in folder.glob(".*.tmp-*"):
+                try:
+                    age = now - tmp.stat().st_mtime
+                except FileNotFoundError:  # its writer just renamed it into place
+                    continue
+                pid = tmp.name.rpartition(".tmp-")[2]
+                dead = pid.isdigit() and not _process_alive(int(pid))
+                if age > STALE_TEMPORARY_S or (dead and age > DEAD_WRITER_GRACE_S):
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
+        return removed
+
+
+class PartWriter:
+    """Finished units waiting to be written together as one part file.
+
+    A unit of one tiny trial would otherwise pay for a Parquet file and an fsync of
+    its own (about 10 ms, far more than running it). With ``coalesce``, units are
+    written together once ``MAX_ROWS`` rows or ``MAX_AGE_S`` seconds have gathered,
+    and at :meth:`flush` (the caller flushes at the end, also on an error or
+    interrupt), so a killed run loses at most the units in flight and those finished
+    in the last ``MAX_AGE_S`` seconds; writes stay atomic and resume reads the part
+    files as before. Without it every unit is its own part file (what a reader of a
+    small run expects to see).
+    """
+
+    MAX_ROWS = 4096
+    MAX_AGE_S = 1.0
+    MIN_UNITS = 256  # runs with fewer units write one part file per unit
+
+    def __init__(
+        self, store: Store, schema: pa.Schema, metadata: dict[str, Any], *, coalesce: bool
+    ) -> None:
+        self.store, self.schema, self.metadata = store, schema, metadata
+        self.coalesce = coalesce
+        self.first: tuple[str, int, str] | None = None  # the first unit's cell, trial, run
+        self.units = 0
+        self.runs: list[dict[str, Any]] = []
+        self.traces: list[dict[str, Any]] = []
+        self.since = 0.0
+
+    def add(
+        self,
+        runs: list[dict[str, Any]],
+        traces: list[dict[str, Any]],
+        *,
+        cell_id: str,
+        first_trial: int,
+        run_id: str,
+    ) -> None:
+        """Add one finished unit's rows; written now unless coalescing says wait."""
+        if self.first is None:
+            self.first = (cell_id, first_trial, run_id)
+            self.since = time.perf_counter()
+        self.units += 1
+        self.runs.extend(runs)
+        self.traces.extend(traces)
+        if (
+            not self.coalesce
+            or len(self.runs) >= self.MAX_ROWS
+            or time.perf_counter() - self.since >= self.MAX_AGE_S
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is waiting (nothing if nothing is)."""
+        if self.first is None:
+            return
+        stem = part_stem(*self.first, units=self.units)
+        runs, traces = self.runs, self.traces
+        self.first, self.units, self.runs, self.traces = None, 0, [], []
+        self.store.write(runs, traces, self.schema, self.metadata, stem=stem)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _atomic_write(table: pa.Table, target: Path) -> None:
@@ -204,17 +250,21 @@ def part_files(folder: Path) -> list[str]:
     )
 
 
-def _read_folder(folder: Path) -> pd.DataFrame | None:
-    files = part_files(folder)
+def _read_files(files: list[str], columns: list[str] | None = None) -> pd.DataFrame | None:
+    """Rows of some part files, their schemas unified (a column one file lacks is null)."""
     if not files:
         return None
     schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
-    return ds.dataset(files, schema=schema, format="parquet").to_table().to_pandas()
+    return ds.dataset(files, schema=schema, format="parquet").to_table(columns=columns).to_pandas()
 
 
 def _runs_folder(folder: str | Path) -> Path:
     folder = Path(folder)
     return folder if folder.name == "runs" or not (folder / "runs").is_dir() else folder / "runs"
+
+
+def _empty_runs() -> pd.DataFrame:
+    return pd.DataFrame(columns=empty_runs_columns())
 
 
 def dedupe_runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -236,10 +286,9 @@ def dedupe_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_results(folder: str | Path, *, dedupe: bool = True) -> pd.DataFrame:
     """The ``runs`` table of a results folder (see :func:`harness.load_results`)."""
-    runs = _runs_folder(folder)
-    df = _read_folder(runs)
+    df = _read_files(part_files(_runs_folder(folder)))
     if df is None:
-        return pd.DataFrame(columns=[n for n, _ in IDENTITY + OUTCOME + PROVENANCE])
+        return _empty_runs()
     return dedupe_runs(df) if dedupe else df
 
 
@@ -247,9 +296,9 @@ def load_traces(folder: str | Path) -> pd.DataFrame:
     """The ``traces`` table (long format) of a suite's results folder."""
     folder = Path(folder)
     traces = folder / "traces" if (folder / "traces").is_dir() else folder
-    df = _read_folder(traces)
+    df = _read_files(part_files(traces))
     if df is None:
-        return pd.DataFrame(columns=TRACE_SCHEMA.names)
+        return pd.DataFrame(columns=TRACES_SCHEMA.names)
     # A trial computed twice (concurrent runs) has the same curve twice; keep one.
     return df.drop_duplicates(["cell_id", "trial", "iteration", "metric"]).reset_index(drop=True)
 

@@ -4,9 +4,10 @@ The flow is ``load_suite`` (parse, apply a profile and ``--set`` overrides,
 validate every key against the registered components) then ``expand``
 (cross product of problems x initializers x solvers, dropping combinations
 whose model families do not match). Each cell gets a stable id (a hash of the
-component names, parameters and source versions) and every trial a seed
-derived from the suite seed, the problem key and the trial index, so the same
-trial sees the same data (and initial weights) whichever solver runs it.
+component names, parameters and source versions); :mod:`harness.seeds` derives
+every trial's seeds from the suite seed, the problem and initializer keys and the
+trial index, so the same trial sees the same data (and initial weights) whichever
+solver runs it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from harness.components import Component, ParameterError
 from harness.errors import InputError
@@ -106,20 +105,6 @@ class Cell:
         inner = f"{prob}, {init}" + (f", {solv}" if solv else "")
         return f"{self.solver.name}[{inner}]"
 
-    def trial_seeds(self, trial: int) -> tuple[int, int, int]:
-        """(data seed, initializer seed, solver seed) of a trial.
-
-        Data depends on (suite seed, problem key, trial); initial weights also on
-        the initializer key; solver randomness (minibatches) on both but not on
-        the solver, so every solver of a comparison sees the same stream.
-        """
-        pk = _words(self.problem.key())
-        ik = _words(self.initializer.key())
-        data = _seed([self.seed, *pk, trial, 0])
-        init = _seed([self.seed, *pk, *ik, trial, 1])
-        solver = _seed([self.seed, *pk, *ik, trial, 2])
-        return data, init, solver
-
 
 @dataclass(frozen=True)
 class Dropped:
@@ -173,16 +158,6 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return repr(v)
     return v
-
-
-def _words(text: str) -> list[int]:
-    digest = hashlib.sha256(text.encode()).digest()[:8]
-    return [int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")]
-
-
-def _seed(entropy: list[int]) -> int:
-    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
 
 
 # ---------------------------------------------------------------------------

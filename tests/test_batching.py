@@ -256,9 +256,9 @@ def test_runner_cell_batch_equals_one_unit_per_trial(tmp_path):
 
 @pytest.mark.parametrize("seed", [0, 7, 2**40 + 3])
 def test_vectorized_trial_seeds_equal_seed_sequence(tmp_path, seed):
-    """The runner's vectorized seeds are the integers Cell.trial_seeds gives, trial by trial."""
-    from harness.api import prepare
-    from harness.runner import _seed_sequences, trial_seeds
+    """The vectorized seeds are the integers one SeedSequence per trial gives."""
+    from harness.run import prepare
+    from harness.seeds import derive, derive_many, key_words, trial_seed, trial_seeds
 
     suite = tmp_path / "seeds.toml"
     suite.write_text(
@@ -284,12 +284,22 @@ def test_vectorized_trial_seeds_equal_seed_sequence(tmp_path, seed):
     _, _, cells, _ = prepare(suite)
     trials = [0, 1, 2, 9, 31, 1000, 65536, 2**31 + 5]
     for cell in cells:
-        assert trial_seeds(cell, trials) == [cell.trial_seeds(t) for t in trials]
+        pkey, ikey = cell.problem.key(), cell.initializer.key()
+        scalar = [trial_seed(seed, pkey, ikey, t) for t in trials]
+        assert trial_seeds(seed, pkey, ikey, trials) == scalar
         # the vectorized path itself (trial_seeds falls back to the scalar one on mismatch)
-        from harness.suite import _words
-
-        pk = _words(cell.problem.key())
-        assert _seed_sequences([seed, *pk], trials, 0) == [cell.trial_seeds(t)[0] for t in trials]
+        pk, ik = key_words(pkey), key_words(ikey)
+        assert derive_many([seed, *pk], trials, 0) == [s.data for s in scalar]
+        assert derive_many([seed, *pk, *ik], trials, 2) == [s.solver for s in scalar]
+        # the seeds a suite has always had: SeedSequence over (seed, keys, trial, stream)
+        assert scalar[3].init == derive([seed, *pk, *ik, 9, 1])
+    # pinned values (those the harness has always derived): a change here changes every
+    # stored trial's data and initial weights
+    assert trial_seed(0, "p", "i", 0) == (
+        4036851899812845734,
+        332046674940210061,
+        4423371529877489640,
+    )
 
 
 # --------------------------------------------------------------------------- k = 1 on LAPACK

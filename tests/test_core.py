@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 
 from harness import load_results
-from harness.api import execute, prepare
 from harness.cli import main
-from harness.store import part_files
+from harness.rows import runs_schema
+from harness.run import execute, plan_units, prepare
+from harness.runner import run_unit
+from harness.store import PartWriter, Store, part_files, part_stem
 
 BASE = """
 [suite]
@@ -58,7 +60,7 @@ def test_cell_ids_are_stable_across_processes(write_suite, probe_plugin):
     path = write_suite(BASE)
     _, _, cells, _ = prepare(path, plugins=[str(probe_plugin)])
     code = (
-        "import json, sys; from harness.api import prepare; "
+        "import json, sys; from harness.run import prepare; "
         f"_, _, cells, _ = prepare({str(path)!r}, plugins=[{str(probe_plugin)!r}]); "
         "print(json.dumps([c.cell_id for c in cells]))"
     )
@@ -146,6 +148,35 @@ def test_half_written_part_file_is_ignored_by_readers(write_suite, probe_plugin,
     (runs_dir / ".part-deadbeef-00000-x.parquet.tmp-123").write_bytes(b"PAR1 not really")
     assert len(load_results(report.results_dir)) == 12
     assert len(pd.read_parquet(runs_dir)) == 12
+
+
+def test_a_cells_rows_are_found_in_coalesced_part_files(write_suite, probe_plugin, tmp_path):
+    """A run of many small units writes several units per part file, named after the first;
+    a reader of one cell (a pytest cell item) still finds that cell's rows, and only those."""
+    plugins = [str(probe_plugin)]
+    _, suite, cells, _ = prepare(write_suite(BASE), plugins=plugins)
+    results = [run_unit(u) for u in plan_units(suite, cells, set(), run_id="r", plugins=plugins)]
+    store = Store(tmp_path / "coalesced")
+    writer = PartWriter(store, runs_schema(cells), {}, coalesce=True)
+    writer.MAX_AGE_S = 1e9
+    for r in results:
+        writer.add(r.runs, r.traces, cell_id=r.unit.cell.cell_id, first_trial=0, run_id="r")
+    assert store.part_files() == []  # still buffered
+    writer.flush()
+    (coalesced,) = store.part_files()
+    assert f"part-{cells[0].cell_id}-00000-r-u4-" in coalesced
+    single = Store(tmp_path / "single")
+    for r in results:
+        single.write(
+            r.runs, [], runs_schema(cells), {}, stem=part_stem(r.unit.cell.cell_id, 0, "r")
+        )
+    for cell in cells:
+        assert store.part_files(cell.cell_id) == [coalesced]
+        assert len(single.part_files(cell.cell_id)) == 1
+        for s in (store, single):
+            rows = s.suite_rows([cell])
+            assert list(rows["trial"]) == [0, 1, 2] and set(rows["cell_id"]) == {cell.cell_id}
+            assert set(s.index(cell.cell_id)["cell_id"]) == {cell.cell_id}
 
 
 def test_parquet_follows_the_contract(write_suite, probe_plugin, tmp_path):

@@ -304,7 +304,7 @@ def test_forward_order_visits_the_input_layer_first():
 def test_dante_small_smoke_profile_runs_with_equal_budgets(tmp_path):
     import pandas as pd
 
-    from harness.api import execute
+    from harness.run import execute
 
     suite = Path(__file__).resolve().parents[1] / "suites" / "dante-small.toml"
     report = execute(suite, profile="smoke", executor="serial", results=tmp_path)

@@ -24,7 +24,7 @@ import torch
 
 import harness.runner as runner
 from harness import load_results, run_suite
-from harness.api import prepare
+from harness.run import prepare
 from harness.runner import DeviceFallbackWarning, WorkUnit, run_unit
 
 SUITE = """

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from harness import load_results
-from harness.api import execute
 from harness.plugins import create_manager
+from harness.run import execute
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "relubench-example-plugin"
 

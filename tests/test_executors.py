@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.api import execute, plan_units, plugin_paths, prepare
-from harness.executors import STARTED, ProcessExecutor, SerialExecutor
+from harness.executors import ProcessExecutor, SerialExecutor
+from harness.executors.processes import STARTED
+from harness.run import execute, plan_units, plugin_paths, prepare
 from harness.runner import run_unit
 from harness.store import load_results
 
@@ -132,12 +133,10 @@ def faulty(tmp_path_factory) -> Path:
     return path
 
 
-def units_of(path: Path, plugins=(), timeout_s=None, workers=1):
+def units_of(path: Path, plugins=(), timeout_s=None):
     plugins = plugin_paths([str(p) for p in plugins])
     _, suite, cells, _ = prepare(path, plugins=plugins)
-    return plan_units(
-        suite, cells, set(), run_id="t", workers=workers, plugins=plugins, timeout_s=timeout_s
-    )
+    return plan_units(suite, cells, set(), run_id="t", plugins=plugins, timeout_s=timeout_s)
 
 
 def by_mode(results) -> dict[str, list[dict]]:
@@ -253,7 +252,7 @@ def test_timeout_from_the_suite_and_the_command_line(write_suite, faulty, tmp_pa
     # --timeout overrides the suite's value (and reaches every unit).
     _, suite, cells, _ = prepare(write_suite(text), plugins=[str(faulty)])
     assert suite.timeout_s == 1.0
-    units = plan_units(suite, cells, set(), run_id="x", workers=1, timeout_s=7.0)
+    units = plan_units(suite, cells, set(), run_id="x", timeout_s=7.0)
     assert {u.timeout_s for u in units} == {7.0}
 
 
@@ -281,7 +280,7 @@ def assert_bitwise_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
 @pytest.fixture(scope="module")
 def dask_executor():
     pytest.importorskip("distributed")
-    from harness.dask_executor import DaskExecutor
+    from harness.executors.dask import DaskExecutor
 
     # The no-address path: a LocalCluster of 2 worker processes, one thread each.
     ex = DaskExecutor(workers=2)
@@ -324,7 +323,7 @@ def test_dask_local_cluster_isolates_a_crash_and_stops_a_hang(write_suite, fault
     # One unit per mode: every worker death costs a restart of a Dask worker (seconds).
     text = FAULT_SUITE.format(modes='["ok", "exit", "hang"]').replace("[2, 3]", "2")
     path = write_suite(text)
-    units = units_of(path, [faulty], timeout_s=3.0, workers=2)
+    units = units_of(path, [faulty], timeout_s=3.0)
     assert len(units) == 3
     rows = by_mode(dask_executor.run(units))
     assert {r["status"] for r in rows["exit"]} == {"error"}

@@ -20,8 +20,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from harness.api import STALE_TEMPORARY_S, clean_stale_temporaries, execute
-from harness.store import Store, load_results, part_files
+from harness.run import execute
+from harness.store import STALE_TEMPORARY_S, Store, load_results, part_files
 
 SLOW_PLUGIN = '''
 """Test plugin: a few gradient steps after a pause, so a run can be killed mid-way."""
@@ -245,7 +245,7 @@ def test_kill_during_a_write_then_resume_and_clean_up(setup, reference):
         pq.read_table(tmp_file)
     assert len(load_results(results / "killme")) == 2 * TRIALS
     # A fresh leftover is kept (its writer may be alive elsewhere); an old one is removed.
-    assert clean_stale_temporaries(Store(results / "killme")) == []
+    assert Store(results / "killme").clean_stale_temporaries() == []
     old = time.time() - STALE_TEMPORARY_S - 1
     os.utime(tmp_file, (old, old))
     report = rerun(path, plugin, results)

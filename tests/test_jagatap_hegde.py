@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness import Instance, SolveContext, load_results
-from harness.api import execute
+from harness.run import execute
 from plugins.common.initializers import Perturbed
 from plugins.common.metrics import relative_error
 from plugins.common.models import relu

@@ -330,7 +330,7 @@ def test_expectation_alone_runs_only_the_missing_cells(project):
 
 def test_xdist_gives_the_table_serial_and_relubench_run_give(project):
     pytest.importorskip("xdist")
-    from harness.api import execute
+    from harness.run import execute
 
     write_suite(project)
     project.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=5)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import execute, prepare
+from harness.run import execute, prepare
+from harness.seeds import trial_seed
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 
@@ -77,7 +78,8 @@ def test_suite_loads_and_expands(path: Path, profile: str | None) -> None:
     # Paired comparisons: every trial's data seed depends on the problem only, not the solver.
     by_problem: dict[str, set[int]] = {}
     for cell in cells:
-        by_problem.setdefault(cell.problem.key(), set()).add(cell.trial_seeds(0)[0])
+        data_seed = trial_seed(cell.seed, cell.problem.key(), cell.initializer.key(), 0).data
+        by_problem.setdefault(cell.problem.key(), set()).add(data_seed)
     assert all(len(seeds) == 1 for seeds in by_problem.values())
 
 

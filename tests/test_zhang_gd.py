@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from harness import SolveContext, load_results
-from harness.api import execute
+from harness.run import execute
 from plugins.common.gd import GD
 from plugins.common.initializers import Perturbed
 from plugins.common.metrics import relative_error

@@ -35,9 +35,14 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from harness.executors import default_workers, died_message, timeout_message
+from harness.executors.base import (
+    SOLVER_THREADS,
+    default_workers,
+    died_message,
+    timeout_message,
+)
 from harness.plugins import get_registry
-from harness.runner import UnitResult, WorkUnit, failed_rows, run_unit
+from harness.runner import UnitResult, WorkUnit, failed_result, run_unit
 
 # Scheduler settings of a LocalCluster we start (see the module docstring).
 LOCAL_CONFIG = {
@@ -51,7 +56,7 @@ RETRIES_AFTER_DEATH = 1
 
 
 def run_unit_on_worker(unit: WorkUnit, timed: bool = False) -> UnitResult:
-    """The Dask task: one thread for torch (workers share the cores), then the unit.
+    """The Dask task: the solver threads every executor uses, then the unit.
 
     With a timeout, the task announces its start on the ``relubench-started``
     event topic once plugins are loaded, so a worker's first import of torch and
@@ -59,8 +64,8 @@ def run_unit_on_worker(unit: WorkUnit, timed: bool = False) -> UnitResult:
     """
     import torch
 
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+    if torch.get_num_threads() != SOLVER_THREADS:
+        torch.set_num_threads(SOLVER_THREADS)
     if timed:
         from distributed import get_worker
 
@@ -238,8 +243,8 @@ class DaskExecutor:
                 futures[again.key] = (again, unit, deaths + 1)
                 seq.add(again)
                 return None
-            return failed_rows(unit, "error", died_message(None) + f": {exc}")
-        return failed_rows(unit, "error", f"dask task failed: {type(exc).__name__}: {exc}")
+            return failed_result(unit, "error", died_message(None) + f": {exc}")
+        return failed_result(unit, "error", f"dask task failed: {type(exc).__name__}: {exc}")
 
     def _stop_overdue(
         self, futures: dict[str, tuple[Any, WorkUnit, int]], started: dict[str, tuple[float, dict]]
@@ -253,7 +258,7 @@ class DaskExecutor:
             if unit.timeout_s and now - since >= unit.timeout_s and not fut.done():
                 del futures[key]
                 started.pop(key)
-                yield failed_rows(unit, "timeout", timeout_message(unit))
+                yield failed_result(unit, "timeout", timeout_message(unit))
                 # Kill first, then cancel: a cancelled task frees its slot, and the scheduler
                 # could hand the doomed worker an innocent task in between.
                 args = (self.client, event["worker"], event["host"], event["pid"])

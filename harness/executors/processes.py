@@ -1,9 +1,4 @@
-"""Executors: where work units run. Serial (in this process), local processes (default), Dask.
-
-An executor takes work units and yields :class:`UnitResult` objects as they
-finish; the caller stores them. Workers *return* rows to the driving process,
-which alone writes part files, so the results folder needs no shared
-filesystem and a killed run loses only the units in flight.
+"""The local process pool (the default executor).
 
 Failures that take a process down are data too:
 
@@ -14,7 +9,7 @@ Failures that take a process down are data too:
   ``error`` rows saying the worker died, and a fresh worker replaces the dead
   one. Only that unit is charged: every other unit runs to its own result.
 
-The local pool is a handful of long-lived worker processes, each with its own
+The pool is a handful of long-lived worker processes, each with its own
 pipe, so the driver always knows which unit each process runs and since when.
 That is what makes both rules exact (a ``ProcessPoolExecutor`` cannot say which
 of its workers died, nor kill one).
@@ -23,7 +18,6 @@ of its workers died, nor kill one).
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import signal
 import time
 from collections import deque
@@ -31,24 +25,11 @@ from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from harness.errors import InputError
+from harness.executors.base import SOLVER_THREADS, default_workers, died_message, timeout_message
 from harness.plugins import get_registry
-from harness.runner import UnitResult, WorkUnit, failed_rows, run_unit
+from harness.runner import UnitResult, WorkUnit, failed_result, run_unit
 
 STARTED = "started"  # a worker's message: the unit's clock starts now
-
-EXECUTORS = ("serial", "processes", "dask")
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1
-
-
-SOLVER_THREADS = 1
-"""Torch threads a solver runs with, whatever the executor. Parallelism comes from workers;
-one thread everywhere keeps workers off each other's cores and makes serial, processes
-(any worker count) and Dask runs bitwise identical (torch splits large reductions
-differently with more threads)."""
 
 
 def _init_worker(threads: int) -> None:
@@ -56,28 +37,6 @@ def _init_worker(threads: int) -> None:
 
     # Several workers share the cores: one BLAS/OpenMP thread each avoids oversubscription.
     torch.set_num_threads(threads)
-
-
-def timeout_message(unit: WorkUnit) -> str:
-    """The ``error`` text of a unit stopped by its timeout."""
-    return (
-        f"timeout: the work unit ran longer than timeout_s = {unit.timeout_s:g} s and its worker "
-        "process was killed"
-    )
-
-
-def died_message(exitcode: int | None) -> str:
-    """The ``error`` text of a unit whose worker process died under it."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            how = f"killed by signal {signal.Signals(-exitcode).name}"
-        except ValueError:
-            how = f"killed by signal {-exitcode}"
-    elif exitcode is not None:
-        how = f"exit code {exitcode}"
-    else:
-        how = "exit status unknown"
-    return f"worker process died while running this unit ({how})"
 
 
 def _worker_main(conn: Connection, threads: int) -> None:
@@ -98,7 +57,7 @@ def _worker_main(conn: Connection, threads: int) -> None:
             conn.send(STARTED)
             result = run_unit(unit)
         except BaseException as exc:  # noqa: BLE001 - e.g. sys.exit() in a solver, a bad plugin
-            result = failed_rows(
+            result = failed_result(
                 unit, "error", f"worker failed outside the solver: {type(exc).__name__}: {exc}"
             )
         try:
@@ -106,7 +65,7 @@ def _worker_main(conn: Connection, threads: int) -> None:
         except (BrokenPipeError, EOFError, OSError):
             return
         except Exception as exc:  # the result does not pickle
-            conn.send(failed_rows(unit, "error", f"result could not be sent back: {exc}"))
+            conn.send(failed_result(unit, "error", f"result could not be sent back: {exc}"))
 
 
 class _Worker:
@@ -153,42 +112,6 @@ def _context() -> Any:
         # so starting (or replacing) one is cheap and no child inherits OpenMP state.
         ctx.set_forkserver_preload(["torch", "harness.runner"])
     return ctx
-
-
-class SerialExecutor:
-    """Runs every unit in this process, in order (debugging, profiling, tiny suites).
-
-    A unit with a timeout runs in one child process instead (one at a time, with
-    the same single solver thread, so its numbers are the same): only a process
-    boundary can stop a solver that hangs.
-    """
-
-    name = "serial"
-
-    def __init__(self, workers: int = 1, **_: object) -> None:
-        self.workers = 1
-        self._child: ProcessExecutor | None = None
-
-    def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
-        import torch
-
-        saved = torch.get_num_threads()
-        torch.set_num_threads(SOLVER_THREADS)
-        try:
-            for unit in units:
-                if unit.timeout_s:
-                    if self._child is None:
-                        self._child = ProcessExecutor(1)
-                    yield from self._child.run([unit])
-                else:
-                    yield run_unit(unit)
-        finally:
-            torch.set_num_threads(saved)
-
-    def close(self) -> None:
-        if self._child is not None:
-            self._child.close()
-            self._child = None
 
 
 class ProcessExecutor:
@@ -247,7 +170,7 @@ class ProcessExecutor:
                 del busy[conn]
                 if result is None:  # the process died: its unit alone is charged
                     worker.proc.join(5)
-                    yield failed_rows(worker.unit, "error", died_message(worker.proc.exitcode))
+                    yield failed_result(worker.unit, "error", died_message(worker.proc.exitcode))
                     worker.kill()
                 else:
                     worker.unit = None
@@ -259,7 +182,7 @@ class ProcessExecutor:
                 if deadline is not None and now >= deadline and not conn.poll():
                     del busy[conn]
                     worker.kill()
-                    yield failed_rows(worker.unit, "timeout", timeout_message(worker.unit))
+                    yield failed_result(worker.unit, "timeout", timeout_message(worker.unit))
 
     @staticmethod
     def _receive(worker: _Worker) -> UnitResult | str | None:
@@ -278,18 +201,3 @@ class ProcessExecutor:
         for worker in self._idle:
             worker.stop()
         self._idle.clear()
-
-
-def make_executor(name: str, workers: int | None = None, scheduler: str | None = None):
-    """The executor called ``name`` (serial, processes, dask)."""
-    if scheduler is not None and name != "dask":
-        raise InputError(f"--scheduler {scheduler}: only used with --executor dask")
-    if name == "serial":
-        return SerialExecutor()
-    if name == "processes":
-        return ProcessExecutor(workers)
-    if name == "dask":
-        from harness.dask_executor import DaskExecutor
-
-        return DaskExecutor(workers=workers, scheduler=scheduler)
-    raise InputError(f"--executor {name!r}: unknown executor; allowed: {', '.join(EXECUTORS)}")
