@@ -16,6 +16,7 @@ from typing import Any
 
 import pluggy
 
+from harness.declarations import declare
 from harness.errors import InputError
 from harness.executors import EXECUTORS, default_workers, make_executor
 from harness.plugins import Registry, get_registry
@@ -219,6 +220,7 @@ def execute(
             "executor": executor,
             "workers": n_workers,
             "plugins": registry.distributions(),
+            "declarations": declare(registry, cells),
         }
     )
     hook = registry.manager.hook
