@@ -5,8 +5,10 @@ the sample size ``n`` is the x-axis of success curves; ``d`` and ``k`` are the
 sizes a phase-transition boundary is measured against; every other problem
 parameter that varies independently of those (a noise level, an input
 distribution, a dataset) splits the results into *facets*. Solver and
-initializer parameters that vary name the *series* (``gd[step_size=0.5] /
-gaussian``), so two settings of one solver are two curves.
+initializer parameters that vary name the *series* (``<solver>[step_size=0.5]
+/ <initializer>``), so two settings of one solver are two curves. What a
+metric is (the success metric, an error) and which trace series are budget
+axes come from the components' declarations (:mod:`harness.declarations`).
 """
 
 from __future__ import annotations
