@@ -427,9 +427,8 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
         return
     panel_cols = ["_facet", "_n", "_d", "_k"]
     axis_of = {(s, a) for s in data["solver"].unique() for a in layout.declarations.extra_axes(s)}
-    is_axis = pd.Series(
-        [(s, m) in axis_of for s, m in zip(data["solver"], data["metric"])], index=data.index
-    )
+    pairs = pd.MultiIndex.from_frame(data[["solver", "metric"]].astype(str))
+    is_axis = pd.Series(pairs.isin(list(axis_of)) if axis_of else False, index=data.index)
     budget = {a: data[is_axis & (data["metric"] == a)] for a in sorted({a for _, a in axis_of})}
     budget = {a: rows for a, rows in budget.items() if not rows.empty}
     data = data[~is_axis]
