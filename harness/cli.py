@@ -252,9 +252,10 @@ def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
 
 
 def _print_summary(out: Console, report) -> None:
+    from harness.declarations import read_declarations
     from harness.summary import summary_frame
 
-    frame = summary_frame(report.runs, report.cells)
+    frame = summary_frame(report.runs, report.cells, read_declarations(report.results_dir))
     table = Table(title=escape(f"{report.suite.name}: {report.suite.title}"), show_edge=False)
     for col in frame.columns:
         text = col in ("solver", "problem", "initializer")

@@ -17,6 +17,7 @@ independent: batched code may never mix numbers across the leading dimension.
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import hashlib
 import inspect
@@ -59,8 +60,10 @@ def param(
     ``choices`` restricts the value to a fixed set (``Literal`` types do this too).
     """
     meta = {"doc": doc, "min": min, "max": max, "choices": choices, "exclusive_min": exclusive_min}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: default, metadata=meta)
+    if isinstance(default, (list, dict, set)):
+        # Each instance gets its own copy: one shared mutable default would
+        # carry one instance's edits into every other.
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -100,12 +103,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             raise ParameterError(key, f"{value!r} is not one of {', '.join(map(repr, allowed))}")
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for option in typing.get_args(tp):
             try:
                 return _coerce(option, value, key)
-            except ParameterError as exc:
-                errors.append(exc.message)
+            except ParameterError:
+                continue
         raise ParameterError(key, f"{value!r} is not a {_type_name(tp)}")
     if tp is type(None):
         if value is None:
@@ -246,15 +248,6 @@ class Component:
     @classmethod
     def supports(cls, family: str) -> bool:
         return ANY_FAMILY in cls.families or family in cls.families
-
-    def describe(self) -> str:
-        """``name[key=value, ...]`` with the non-default parameters, benchopt style."""
-        changed = []
-        for spec in self.param_specs():
-            value = getattr(self.params, spec.name)
-            if value != spec.default:
-                changed.append(f"{spec.name}={value}")
-        return f"{self.name}[{', '.join(changed)}]" if changed else self.name
 
 
 def _allowed(meta: Any) -> str:
@@ -485,7 +478,8 @@ class SolveContext:
     decides from the suite's trace schedule whether to keep it, evaluates the
     trace metrics on it with the solver clock paused (evaluation is not
     charged to the solver), and stores long-format rows. ``values`` are extra
-    per-trial quantities the solver already has (e.g. ``weights_updated``).
+    per-trial quantities the solver already has, such as the running totals of
+    the budget axes it declares in :attr:`Solver.budget_axes`.
     """
 
     def __init__(
@@ -550,6 +544,14 @@ class Solver(Component):
 
     kind = "solver"
     batched: ClassVar[bool] = True
+    budget_axes: ClassVar[tuple[str, ...]] = ()
+    """Budget axes this solver records itself, beside iteration and solver time.
+
+    Each is a per-trial running total (``weights_updated``, ``samples``) the
+    solver passes to ``ctx.record(iteration, weights, name=value)`` and returns
+    in ``SolveResult.info``; the report draws the traced metrics against it.
+    Iteration and solver time (``time_s``) are axes of every solver.
+    """
 
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         raise NotImplementedError
@@ -559,15 +561,58 @@ class Solver(Component):
         return None
 
 
+METRIC_ROLES: dict[str, str] = {
+    "success": "a per-trial outcome in [0, 1] (1 = recovered); success rates and phase "
+    "transitions are drawn from it",
+    "error": "how far the learned model is from the target: a recovery error against the "
+    "ground truth or an error on held-out data; the run summary shows the first one a suite "
+    "names",
+    "loss": "the training objective the solver minimises",
+    "score": "any other number (an accuracy, a diagnostic quantity)",
+}
+"""The roles a metric may declare, and what each means to the summary and the report."""
+
+DIRECTIONS = ("lower", "higher")
+"""Which way a metric improves: ``lower`` or ``higher`` is better."""
+
+ROLE_DIRECTIONS = {"success": "higher", "error": "lower", "loss": "lower", "score": "higher"}
+"""The direction a metric has when it declares a role but no direction."""
+
+
 class Metric(Component):
     """A final score, one number per trial (NaN where it does not apply).
 
     The runner calls :meth:`compute` only for instances where :meth:`applies` holds
     (final scores and traced iterates alike) and records no value for the others
     (NaN in the runs table), so ``compute`` need not repeat that check.
+
+    ``role`` (one of :data:`METRIC_ROLES`) and ``direction`` (``"lower"`` or
+    ``"higher"`` is better; ``None`` takes the role's usual direction from
+    :data:`ROLE_DIRECTIONS`) tell the summary and the report what the number is,
+    so they need not know metric names. Both are recorded in every results file.
     """
 
     kind = "metric"
+    role: ClassVar[str] = "score"
+    direction: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        where = f"metric class {cls.__module__}.{cls.__qualname__}"
+        if cls.role not in METRIC_ROLES:
+            raise TypeError(
+                f"{where}: role {cls.role!r} is not one of {', '.join(map(repr, METRIC_ROLES))}"
+            )
+        if cls.direction is not None and cls.direction not in DIRECTIONS:
+            raise TypeError(
+                f"{where}: direction {cls.direction!r} is not one of "
+                f"{', '.join(map(repr, DIRECTIONS))} (or None for the role's default)"
+            )
+
+    @classmethod
+    def better(cls) -> str:
+        """``"lower"`` or ``"higher"``: the declared direction, else the role's default."""
+        return cls.direction or ROLE_DIRECTIONS[cls.role]
 
     def applies(self, instance: Instance) -> bool:
         """Whether this metric can be computed for this instance (e.g. it has a ground truth)."""

@@ -23,6 +23,7 @@ import pluggy
 from harness.errors import InputError
 from harness.executors import EXECUTORS, Executor, default_workers, make_executor
 from harness.plugins import Registry, get_registry
+from harness.declarations import declare
 from harness.rows import provenance, runs_schema
 from harness.runner import UnitResult, WorkUnit
 from harness.store import Store
@@ -228,6 +229,7 @@ class RunSession:
                     "executor": self.executor,
                     "workers": self.workers,
                     "plugins": self.registry.distributions(),
+                    "declarations": declare(self.registry, self.cells),
                     **self._extra,
                 }
             )

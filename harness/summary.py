@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.declarations import Declarations, live
 from harness.suite import Cell
 
-ERROR_METRICS = ("param_error", "rel_error_sq", "test_error", "distance", "test_loss", "train_loss")
 
-
-def summary_frame(runs: pd.DataFrame, cells: list[Cell]) -> pd.DataFrame:
+def summary_frame(
+    runs: pd.DataFrame, cells: list[Cell], declarations: Declarations | None = None
+) -> pd.DataFrame:
     """Trials, ok count, success rate, median error and median time per cell, in suite order.
 
     One column per component kind and per parameter that varies in the suite
     (the grid point), so the table reads down a sweep. ``runs`` holds this
-    suite's rows only (:func:`harness.api.suite_rows`). The error column is the
-    first of :data:`ERROR_METRICS` the suite measures.
+    suite's rows only (:meth:`harness.store.Store.suite_rows`). What the metrics are
+    comes from their declarations (:mod:`harness.declarations`; default: the
+    installed plugins'): the success column is the first metric of role
+    ``success`` the suite names, the error column the first of role ``error``,
+    else of role ``loss``.
     """
+    decl = declarations if declarations is not None else live()
     metrics = [m.name for m in cells[0].metrics] if cells else []
-    error_name = next((m for m in ERROR_METRICS if m in metrics), None)
+    success_name = next(iter(decl.with_role("success", metrics)), None)
+    error_name = next(
+        iter(decl.with_role("error", metrics) + decl.with_role("loss", metrics)), None
+    )
     varying = list(cells[0].varying) if cells else []
     short = {v: v.split(".", 1)[1] for v in varying}
     if len(set(short.values())) < len(short):  # the same name in two kinds: keep the prefix
@@ -36,15 +44,16 @@ def summary_frame(runs: pd.DataFrame, cells: list[Cell]) -> pd.DataFrame:
             row[short[key]] = specs[kind].param_dict.get(name, "")
         row["trials"] = len(g) if g is not None else 0
         row["ok"] = int((g["status"] == "ok").sum()) if g is not None else 0
-        if "success" in metrics:
-            row["success"] = (
-                float(g["metric.success"].fillna(0).mean()) if g is not None else float("nan")
-            )
-        if error_name:
-            col = f"metric.{error_name}"
-            row[f"median {error_name}"] = (
-                float(g[col].median()) if g is not None and col in g else float("nan")
-            )
+        for name, label in ((success_name, success_name), (error_name, f"median {error_name}")):
+            if name is None:
+                continue
+            col = f"metric.{name}"
+            if g is None or col not in g:
+                row[label] = float("nan")
+            elif name == success_name:
+                row[label] = float(g[col].fillna(0).mean())  # a failed trial did not succeed
+            else:
+                row[label] = float(g[col].median())
         row["median time_s"] = float(g["time_s"].median()) if g is not None else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)

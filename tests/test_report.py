@@ -22,6 +22,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+# What the store records for the synthetic solvers: both trace weights_updated
+# as a budget axis (the real altmin and gd do not).
+SYNTHETIC_DECLARATIONS = {
+    "metrics": {
+        "success": {"role": "success", "direction": "higher"},
+        "param_error": {"role": "error", "direction": "lower"},
+    },
+    "solvers": {
+        name: {"budget_axes": ["iteration", "time_s", "weights_updated"]}
+        for name in ("altmin", "gd")
+    },
+}
+
+
 def write_results(
     root: Path,
     *,
@@ -31,12 +45,15 @@ def write_results(
     n50_per_d: float = 2.0,
     seed: int = 0,
     traces: bool = True,
+    declarations: dict | None = SYNTHETIC_DECLARATIONS,
 ) -> Path:
     """A results folder as the store writes it: runs/ and traces/ Parquet parts.
 
     Two solvers x one initializer on a problem swept over (n, d). The true
     success probability is sigmoid(4 (log n - log(n50_per_d * d))), so the
-    true n50 is n50_per_d * d and its exponent in d is 1.
+    true n50 is n50_per_d * d and its exponent in d is 1. ``declarations`` go
+    into the runs part's metadata as the store records them (None: none, as in
+    a folder written before they were recorded).
     """
     rng = np.random.default_rng(seed)
     rows, trace_rows = [], []
@@ -101,7 +118,11 @@ def write_results(
                                     }
                                 )
     (root / "runs").mkdir(parents=True)
-    pd.DataFrame(rows).to_parquet(root / "runs" / "part-0000.parquet", index=False)
+    table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+    if declarations is not None:
+        meta = {b"relubench": json.dumps({"declarations": declarations}).encode()}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    pq.write_table(table, root / "runs" / "part-0000.parquet")
     if trace_rows:
         (root / "traces").mkdir()
         pd.DataFrame(trace_rows).to_parquet(root / "traces" / "part-0000.parquet", index=False)
@@ -459,3 +480,45 @@ def test_heatmap_axis_follows_the_swept_grid() -> None:
     assert ratio_axis(per_d * d, d)  # Zhang et al. Fig. 2b: n = ratio x d
     n = np.tile([50, 100, 150, 200], 3)
     assert not ratio_axis(n, d)  # Jagatap & Hegde Fig. 1: one n list for every d
+
+
+# -- what the report knows comes from declarations, not names ---------------------
+
+
+def _renamed(folder: Path, old: str, new: str) -> None:
+    """Rename a metric column of the runs part, keeping the file's metadata."""
+    path = folder / "runs" / "part-0000.parquet"
+    table = pq.read_table(path)
+    names = [new if c == old else c for c in table.column_names]
+    pq.write_table(table.rename_columns(names).replace_schema_metadata(table.schema.metadata), path)
+
+
+def test_success_role_is_read_from_the_metadata(tmp_path: Path) -> None:
+    # A success metric the installed plugins do not know: only its recorded
+    # declaration makes it the success metric.
+    hit = {"role": "success", "direction": "higher"}
+    declared = {**SYNTHETIC_DECLARATIONS, "metrics": {"hit": hit}}
+    folder = write_results(tmp_path / "declared", traces=False, trials=10, declarations=declared)
+    _renamed(folder, "metric.success", "metric.hit")
+    out = build_report(folder, n_boot=10)
+    pngs = {p.name for p in (out / "figures").glob("*.png")}
+    assert "success-vs-n.png" in pngs and not any(p.startswith("hit") for p in pngs)
+    assert len(pd.read_csv(out / "boundaries.csv")) == 6
+    assert "declarations" not in (out / "summary.md").read_text()  # not an environment row
+
+    bare = write_results(tmp_path / "bare", traces=False, trials=10, declarations=None)
+    _renamed(bare, "metric.success", "metric.hit")
+    out = build_report(bare, n_boot=10)
+    pngs = {p.name for p in (out / "figures").glob("*.png")}
+    assert "hit-vs-n-over-d.png" in pngs  # an undeclared metric is an ordinary metric
+    assert not (out / "boundaries.csv").exists()
+
+
+def test_budget_axes_come_from_declarations(tmp_path: Path) -> None:
+    # Without recorded declarations the installed altmin and gd are asked: they
+    # declare no weights_updated axis, so that series is a curve of its own.
+    folder = write_results(tmp_path / "old", trials=3, declarations=None)
+    out = build_report(folder, n_boot=10)
+    pngs = {p.name for p in (out / "figures").glob("*.png")}
+    assert "convergence-weights-updated-vs-iteration.png" in pngs
+    assert not any(p.endswith("-vs-weights-updated.png") for p in pngs)

@@ -13,22 +13,25 @@
   inline, no remote URL), so it opens offline;
 * ``success.csv``, ``boundaries.csv``, ``exponents.csv``: the tables behind it.
 
-What is drawn follows from the columns present, never from paper names
-(:mod:`harness.report.data`): ``problem.n`` is the sample size; ``problem.d``
-and ``problem.k`` are the sizes a boundary is measured against; any other
-problem parameter that varies at a fixed (problem, n, d, k) splits the results
-into facets (a noise level, a dataset); solver and initializer parameters that
-vary name the series (``gd[step_size=0.5] / gaussian``).
+What is drawn follows from the columns present and from what the components
+declared (:mod:`harness.declarations`, read from the Parquet metadata), never
+from component names (:mod:`harness.report.data`): ``problem.n`` (or
+``problem.n_train``) is the sample size; ``problem.d`` and ``problem.k`` are
+the sizes a boundary is measured against; any other problem parameter that
+varies at a fixed (problem, n, d, k) splits the results into facets (a noise
+level, a dataset); solver and initializer parameters that vary name the series
+(``<solver>[step_size=0.5] / <initializer>``).
 
-* with ``metric.success`` and an n sweep: heatmaps of mean success over
+* with a metric of role ``success`` and an n sweep: heatmaps of mean success over
   (n, d), (n, k) or (n/d, d), whichever grid is fuller, one per series, with
   the fitted n50 drawn on each row; success against n and against n/d (or
   n/k) with Wilson 95% intervals and the logistic fits; n50 per curve and
   the log-log slope of n50 against d and k in ``summary.md``;
 * every other final metric against n (or n/d): mean and interquartile band;
 * traces: median and interquartile band over trials of each traced series,
-  against iteration, solver time and, when a solver records it,
-  ``weights_updated``; log y when the values are positive;
+  against iteration, solver time and every other budget axis the solver
+  declares (``Solver.budget_axes``, e.g. weights updated); log y when the
+  values are positive;
 * without an n sweep (a table such as datasets x solvers): grouped bars of
   every final metric (mean and standard deviation).
 

@@ -18,6 +18,7 @@ from harness.report.data import (
     curve_key,
     file_metadata,
     fmt,
+    load_declarations,
     load_runs,
     load_traces,
 )
@@ -120,7 +121,7 @@ def build_report(
     runs = load_runs(results_dir)
     if runs.empty:
         raise InputError(f"{results_dir / 'runs'}: no rows to report on")
-    layout = build_layout(runs)
+    layout = build_layout(runs, load_declarations(results_dir, runs))
     traces = load_traces(results_dir)
     fig_dir = out_dir / "figures"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,10 @@ the sample size ``n`` is the x-axis of success curves; ``d`` and ``k`` are the
 sizes a phase-transition boundary is measured against; every other problem
 parameter that varies independently of those (a noise level, an input
 distribution, a dataset) splits the results into *facets*. Solver and
-initializer parameters that vary name the *series* (``gd[step_size=0.5] /
-gaussian``), so two settings of one solver are two curves.
+initializer parameters that vary name the *series* (``<solver>[step_size=0.5]
+/ <initializer>``), so two settings of one solver are two curves. What a
+metric is (the success metric, an error) and which trace series are budget
+axes come from the components' declarations (:mod:`harness.declarations`).
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.declarations import Declarations, live, read_declarations
 from harness.errors import InputError
 
-# Column names the report recognises, in order of preference. Only problem
-# parameters: the core's contract guarantees their ``problem.`` prefix.
-SAMPLE_SIZE_COLUMNS = ("problem.n", "problem.N", "problem.n_train")
-SAMPLE_RATIO_COLUMNS = ("problem.n_per_d", "problem.n_over_d")
-SIZE_COLUMNS = {"d": ("problem.d",), "k": ("problem.k", "problem.K")}
+# The problem parameters the report gives a role, by the naming convention of
+# docs/writing-a-plugin.md: the sample size is ``n`` (``n_train`` for a dataset
+# split), the sizes a boundary is measured against are ``d`` (input dimension)
+# and ``k`` (hidden units). In order of preference.
+SAMPLE_SIZE_COLUMNS = ("problem.n", "problem.n_train")
+SIZE_COLUMNS = {"d": ("problem.d",), "k": ("problem.k",)}
 
 # Statuses that count as a trial of a success curve: a diverged or timed-out
 # trial is a failure to recover; an ``error`` trial (a crash) says nothing
@@ -95,6 +99,22 @@ def load_traces(results_dir: Path) -> pd.DataFrame | None:
     return traces.drop_duplicates(key, keep="last").reset_index(drop=True)
 
 
+def load_declarations(results_dir: Path, runs: pd.DataFrame) -> Declarations:
+    """What the metrics and solvers of ``runs`` declared, as the store recorded it.
+
+    Components the part files do not describe (results written before
+    declarations were recorded) are looked up in the installed plugins.
+    """
+    metrics = [c.removeprefix("metric.") for c in runs.columns if c.startswith("metric.")]
+    solvers = runs["solver"].dropna().astype(str).unique() if "solver" in runs.columns else ()
+    return read_declarations(results_dir, metrics=metrics, solvers=solvers)
+
+
+# Entries of the ``relubench`` metadata that describe the components, not the
+# environment: the report reads them, the environment table leaves them out.
+_NOT_ENVIRONMENT = ("declarations",)
+
+
 def file_metadata(results_dir: Path) -> dict[str, str]:
     """Key/value metadata the store wrote into the newest runs part file (environment)."""
     import pyarrow.parquet as pq
@@ -117,6 +137,8 @@ def file_metadata(results_dir: Path) -> dict[str, str]:
             continue
         if isinstance(obj, dict):
             for k2, v2 in obj.items():
+                if k2 in _NOT_ENVIRONMENT:
+                    continue
                 out[f"{key}.{k2}"] = v2 if isinstance(v2, str) else json.dumps(v2)
         else:
             out[key] = text
@@ -132,7 +154,8 @@ class Layout:
     (problem name and the values of ``facets``), ``_n`` (sample size, NaN
     when none), ``_d``/``_k`` (NaN when absent), ``_counted`` (the row is a
     trial of a success curve) and ``_success`` (0/1 or fraction; failed
-    counted trials are 0).
+    counted trials are 0). ``success`` is the ``metric.<name>`` column of the
+    metric that declares the role ``success`` (the first, by name), or None.
     """
 
     runs: pd.DataFrame
@@ -141,13 +164,12 @@ class Layout:
     facets: list[str]  # problem columns that split the results
     metrics: list[str]  # metric.<name> columns, sorted
     suite: str
+    declarations: Declarations
+    success: str | None
 
     @property
     def has_success(self) -> bool:
-        return "metric.success" in self.runs.columns and bool(self.runs["_counted"].any())
-
-    def size_label(self, size: str) -> str:
-        return size
+        return self.success is not None and bool(self.runs["_counted"].any())
 
     def config_columns(self) -> list[str]:
         """Columns that identify a problem configuration (one point of a curve)."""
@@ -179,8 +201,12 @@ def _first_present(columns: pd.Index, names: tuple[str, ...]) -> str | None:
     return next((c for c in names if c in columns), None)
 
 
-def build_layout(runs: pd.DataFrame) -> Layout:
-    """Assign every column a role and add the helper columns (see :class:`Layout`)."""
+def build_layout(runs: pd.DataFrame, declarations: Declarations | None = None) -> Layout:
+    """Assign every column a role and add the helper columns (see :class:`Layout`).
+
+    ``declarations`` say what each metric and solver is (default: the
+    installed plugins' declarations, :func:`harness.declarations.live`).
+    """
     required = ["problem", "initializer", "solver"]
     missing = [c for c in required if c not in runs.columns]
     if missing:
@@ -208,11 +234,6 @@ def build_layout(runs: pd.DataFrame) -> Layout:
             role_cols.add(col)
     n_col = _first_present(runs.columns, SAMPLE_SIZE_COLUMNS)
     runs["_n"] = numeric(n_col)
-    ratio_col = _first_present(runs.columns, SAMPLE_RATIO_COLUMNS)
-    if ratio_col is not None:
-        # A suite that sweeps n/d directly: n is the ratio times d.
-        runs["_n"] = runs["_n"].fillna(numeric(ratio_col) * runs["_d"])
-        role_cols.add(ratio_col)
     if n_col:
         role_cols.add(n_col)
     has_n = runs["_n"].nunique() > 1
@@ -244,11 +265,17 @@ def build_layout(runs: pd.DataFrame) -> Layout:
     else:
         runs["_facet"] = ""
 
+    if declarations is None:
+        declarations = live()
+    metrics = sorted(c for c in runs.columns if c.startswith("metric."))
+    success = next(
+        (f"metric.{m}" for m in declarations.with_role("success", _names(metrics))), None
+    )
     status = runs["status"].astype(str) if "status" in runs.columns else "ok"
     runs["_status"] = status
     runs["_counted"] = runs["_status"].isin(COUNTED_STATUSES)
-    if "metric.success" in runs.columns:
-        succ = pd.to_numeric(runs["metric.success"], errors="coerce").astype(float)
+    if success is not None:
+        succ = pd.to_numeric(runs[success], errors="coerce").astype(float)
         ok = runs["_status"] == "ok"
         # A trial that diverged or timed out did not recover; an ok trial
         # whose success metric is missing does not apply and is not counted.
@@ -258,5 +285,8 @@ def build_layout(runs: pd.DataFrame) -> Layout:
         runs["_success"] = np.nan
         runs["_counted"] = False
 
-    metrics = sorted(c for c in runs.columns if c.startswith("metric."))
-    return Layout(runs, has_n, sizes, facets, metrics, suite)
+    return Layout(runs, has_n, sizes, facets, metrics, suite, declarations, success)
+
+
+def _names(columns: list[str]) -> list[str]:
+    return [c.removeprefix("metric.") for c in columns]

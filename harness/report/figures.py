@@ -322,7 +322,7 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
-    """Each final metric (other than success) against n: mean and interquartile band.
+    """Each final metric (other than the success metric) against n: mean and interquartile band.
 
     One panel per facet (nine to a figure). Against n/d (or n/k) where that
     size varies within the facet, the axis on which the papers show error
@@ -331,7 +331,7 @@ def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
     if not layout.has_n:
         return
     for metric in layout.metrics:
-        if metric == "metric.success":
+        if metric == layout.success:
             continue
         data = per_trial.dropna(subset=[metric])
         if data.empty:
@@ -414,19 +414,24 @@ def trial_quantiles(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
     """Median and interquartile band over trials of each traced metric, log y.
 
-    x-axis: iteration; also solver time and weights updated when the traces
-    have them. One panel per problem configuration (sampled when there are
-    many), one curve per series.
+    x-axis: iteration; also solver time when the traces have it, and every
+    budget axis a solver declares (:attr:`harness.Solver.budget_axes`) and
+    records: those series are x-axes, not curves. One panel per problem
+    configuration (sampled when there are many), one curve per series.
     """
     cells = layout.runs.drop_duplicates("cell_id")[
-        ["cell_id", "_series", "_facet", "_n", "_d", "_k"]
+        ["cell_id", "solver", "_series", "_facet", "_n", "_d", "_k"]
     ]
     data = traces.merge(cells, on="cell_id", how="inner")
     if data.empty:
         return
     panel_cols = ["_facet", "_n", "_d", "_k"]
-    wu = data[data["metric"] == "weights_updated"]
-    data = data[data["metric"] != "weights_updated"]
+    axis_of = {(s, a) for s in data["solver"].unique() for a in layout.declarations.extra_axes(s)}
+    pairs = pd.MultiIndex.from_frame(data[["solver", "metric"]].astype(str))
+    is_axis = pd.Series(pairs.isin(list(axis_of)) if axis_of else False, index=data.index)
+    budget = {a: data[is_axis & (data["metric"] == a)] for a in sorted({a for _, a in axis_of})}
+    budget = {a: rows for a, rows in budget.items() if not rows.empty}
+    data = data[~is_axis]
     has_time = "time_s" in data.columns and data["time_s"].notna().any()
 
     def panel_label(key: tuple) -> str:
@@ -447,11 +452,7 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
             pick = np.unique(np.linspace(0, len(panels) - 1, MAX_PANELS).round().astype(int))
             skipped = len(panels) - len(pick)
             panels = [panels[i] for i in pick]
-        axes_kinds = (
-            ["iteration"]
-            + (["time_s"] if has_time else [])
-            + (["weights_updated"] if not wu.empty else [])
-        )
+        axes_kinds = ["iteration"] + (["time_s"] if has_time else []) + list(budget)
         series_all = sorted(mdata["_series"].unique())
         colors = _colors(len(series_all))
         for xkind in axes_kinds:
@@ -474,7 +475,8 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
                     elif xkind == "time_s":
                         x = trial_quantiles(sdata, "time_s")["median"].reindex(q.index).to_numpy()
                     else:
-                        w = wu[wu["cell_id"].isin(sdata["cell_id"].unique())]
+                        w = budget[xkind]
+                        w = w[w["cell_id"].isin(sdata["cell_id"].unique())]
                         x = (
                             trial_quantiles(w, "value")["median"]
                             .reindex(q.index)
@@ -501,9 +503,9 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
                         ax.set_xscale("symlog", linthresh=1.0)
                 ax.set_xlabel(
                     {"iteration": "iteration", "time_s": "solver time (s)"}.get(
-                        xkind, "weights updated"
+                        xkind, xkind.replace("_", " ")
                     )
-                )  # noqa: E501
+                )
                 ax.set_ylabel(metric)
                 ax.set_title(panel_label(pkey), fontsize=9)
                 ax.grid(alpha=0.3)

@@ -30,6 +30,7 @@ class ParamError(Metric):
     units (Hungarian matching; none for a single neuron), on the model's effective weights."""
 
     name = "param_error"
+    role = "error"
 
     def applies(self, instance: Instance) -> bool:
         return _has_truth(instance)
@@ -51,6 +52,7 @@ class Success(Metric):
     """1 if param_error < threshold else 0 (phase-transition plots average it over trials)."""
 
     name = "success"
+    role = "success"
     Params = SuccessParams
 
     def applies(self, instance: Instance) -> bool:
@@ -68,6 +70,7 @@ class TrainLoss(Metric):
     for teacher-student problems)."""
 
     name = "train_loss"
+    role = "loss"
 
     def compute(
         self, instance: Instance, weights: Weights, result: SolveResult | None
@@ -79,6 +82,7 @@ class TestLoss(Metric):
     """The model's objective on the held-out test set (problems with n_test > 0)."""
 
     name = "test_loss"
+    role = "error"
 
     def applies(self, instance: Instance) -> bool:
         return instance.X_test is not None
@@ -97,6 +101,7 @@ class TestError(Metric):
 
     __test__ = False  # not a pytest class, despite the name
     name = "test_error"
+    role = "error"
 
     def applies(self, instance: Instance) -> bool:
         return instance.X_test is not None and not instance.extras.get("autoencoder", False)

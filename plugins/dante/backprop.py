@@ -41,6 +41,7 @@ class Backprop(Solver):
     """
 
     name = "backprop"
+    budget_axes = ("weights_updated",)
     Params = BackpropParams
     families = ("*",)
 

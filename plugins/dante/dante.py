@@ -68,6 +68,7 @@ class Dante(Solver):
     """
 
     name = "dante"
+    budget_axes = ("weights_updated",)
     Params = DanteParams
     families = ("mlp", "one_hidden", "two_hidden", "skip")
 

@@ -24,6 +24,8 @@ class TestAccuracy(Metric):
 
     __test__ = False  # not a pytest class, despite the name
     name = "test_accuracy"
+    role = "score"
+    direction = "higher"
     families = ("mlp",)
 
     def applies(self, instance: Instance) -> bool:
@@ -63,6 +65,8 @@ class SvmProbe(Metric):
     representation of the training samples, as in Sinha et al. Table 4 (autoencoder features)."""
 
     name = "svm_probe"
+    role = "score"
+    direction = "higher"
     Params = SvmProbeParams
     families = ("mlp",)
 

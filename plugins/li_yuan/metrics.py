@@ -22,6 +22,8 @@ class PotentialG(Metric):
     """Li & Yuan Definition 2.2: g = sum_i (||e_i + w*_i||_2 - ||e_i + w_i||_2) (ResLink only)."""
 
     name = "potential_g"
+    role = "score"
+    direction = "lower"  # Li & Yuan Phase I drives g down
     families = ("reslink",)
 
     def applies(self, instance: Instance) -> bool:
@@ -51,6 +53,8 @@ class OnePointInner(Metric):
     """
 
     name = "one_point_inner"
+    role = "score"
+    direction = "higher"  # positive: -grad L points towards W*
     families = population.FAMILIES
 
     Params = OnePointInnerParams
@@ -78,6 +82,7 @@ class Distance(Metric):
     """||W - W*|| for ResLink (Li & Yuan Fig. 7b, 8); Vanilla compares V - I (footnote 3)."""
 
     name = "distance"
+    role = "error"
     families = ("reslink",)
 
     Params = DistanceParams
@@ -101,6 +106,7 @@ class PopulationLoss(Metric):
     """
 
     name = "population_loss"
+    role = "error"
     families = population.FAMILIES
 
     def applies(self, instance: Instance) -> bool:
@@ -120,6 +126,7 @@ class RelativeTestError(Metric):
     """
 
     name = "relative_test_error"
+    role = "error"
     families = ("reslink", "three_block", "one_hidden", "additive")
 
     def applies(self, instance: Instance) -> bool:

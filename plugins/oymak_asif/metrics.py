@@ -11,6 +11,7 @@ class RelErrorSq(Metric):
     """Relative recovery error ||w - w*||^2 / ||w*||^2 (Oymak & Asif eq. (8))."""
 
     name = "rel_error_sq"
+    role = "error"
     families = ("additive",)
 
     def applies(self, instance: Instance) -> bool:
