@@ -89,6 +89,8 @@ class TrialStopper:
         self._all_its = self._its.clone()  # (B,) counts of every trial, as of the last compaction
         self._all_codes = self._codes.clone()
         self._names: list[str] = [RUNNING]  # reason code -> name
+        self._code_tensors: dict[str, torch.Tensor] = {}
+        self._zero = torch.tensor(0, device=device)
         self._ran = self.running  # rows running when the last update started
         self._alive: int | None = trials  # rows still running, when known without a sync
 
@@ -114,23 +116,25 @@ class TrialStopper:
         else the first one named. Masks of rows already stopped are ignored.
         """
         self._ran = self.running
-        self._its = self._its + self.running.long()
-        self.halt(**stopped)
+        self._its.add_(self.running)  # in place: _its is private (iterations copies it)
+        if stopped:
+            self.halt(**stopped)
 
     def halt(self, **stopped: torch.Tensor | None) -> None:
         """Stop the flagged trials now, without counting the current iteration for them
         (e.g. a check made before the step). Keywords as in :meth:`update`."""
-        names = sorted(stopped, key=lambda name: name != DIVERGED)  # stable: diverged first
-        for name in names:
-            mask = stopped[name]
-            if mask is None:
-                continue
-            if name == RUNNING:
-                raise ValueError(f"{RUNNING!r} is not a stop reason")
-            hit = mask & self.running
-            self._codes = torch.where(hit, self._code(name), self._codes)
-            self.running = self.running & ~hit
-            self._alive = None
+        # One code per row, built from the last reason to the first so that the first
+        # named wins, and diverged over all: a few elementwise ops, no host sync.
+        code: torch.Tensor | None = None
+        diverged = stopped.pop(DIVERGED, None)
+        for name, mask in [*reversed(stopped.items()), (DIVERGED, diverged)]:
+            if mask is not None:
+                code = torch.where(mask, self._code(name), self._zero if code is None else code)
+        if code is None:
+            return
+        self._codes = torch.where(self.running, code, self._codes)
+        self.running = self._codes == 0  # a row runs exactly while it has no reason
+        self._alive = None
 
     def fast_forward(self, rows: torch.Tensor, iterations: int) -> None:
         """Report ``iterations`` for the rows ``rows`` (a (b,) mask): for a solver that knows
@@ -209,10 +213,16 @@ class TrialStopper:
             self._alive = int(self.running.sum())
         return self._alive
 
-    def _code(self, name: str) -> int:
-        if name not in self._names:
+    def _code(self, name: str) -> torch.Tensor:
+        """The reason's code as a 0-dim tensor on the device (no conversion per call)."""
+        code = self._code_tensors.get(name)
+        if code is None:
+            if name == RUNNING:
+                raise ValueError(f"{RUNNING!r} is not a stop reason")
             self._names.append(name)
-        return self._names.index(name)
+            code = torch.tensor(len(self._names) - 1, device=self._zero.device)
+            self._code_tensors[name] = code
+        return code
 
     def _where(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
         return torch.where(self.running.view(-1, *[1] * (new.dim() - 1)), new, old)

@@ -83,9 +83,10 @@ class CenteredPGD(Solver):
             step = mu * model.centered_grad({"w": wa}, Xk, yk)  # eq. (4)
             w_new = (wa - step).clamp(-p.theta, p.theta)  # projection onto C_Theta
             change = (w_new - wa).norm(dim=1)
-            keep = torch.isfinite(change) & (change > p.tol * wa.norm(dim=1))
+            finite = torch.isfinite(change)
+            keep = finite & (change > p.tol * wa.norm(dim=1))
             wa = stop.freeze(w_new, wa)
-            stop.update(converged=~keep, diverged=~torch.isfinite(change))
+            stop.update(converged=~keep, diverged=~finite)
             # Traced iterates only (the full batch is assembled for them), and only while some
             # trial still runs: nothing is recorded past the last trial's own final iterate.
             if ctx.wants(t) and stop.any_ran:

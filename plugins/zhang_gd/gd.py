@@ -77,9 +77,10 @@ class GD(Solver):
             g = model_a.grad(Wa, Xb, yb)
             W_new = {k: Wa[k] - eta * g[k] for k in Wa}  # Algorithm 1's step
             change = _sq_norm({k: W_new[k] - Wa[k] for k in Wa}).sqrt()
-            keep = torch.isfinite(change) & (change > tol * _sq_norm(Wa).sqrt())
+            finite = torch.isfinite(change)
+            keep = finite & (change > tol * _sq_norm(Wa).sqrt())
             Wa = stop.freeze(W_new, Wa)
-            stop.update(converged=~keep, diverged=~torch.isfinite(change))
+            stop.update(converged=~keep, diverged=~finite)
             # Traced iterates only (the full batch is assembled for them), and only while some
             # trial still runs: nothing is recorded past the last trial's own final iterate.
             if ctx.wants(t) and stop.any_ran:
