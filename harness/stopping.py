@@ -45,7 +45,7 @@ class TrialStopper:
     solver compact its batch (:meth:`should_compact`). ``iterations``: counts the trials
     start from (default 0), for a solver that runs several phases with one stopper each.
 
-    The running batch. At first row ``i`` of the batch is trial ``i``. A solver that
+    The running batch: at first, row ``i`` is trial ``i``. A solver that
     drops stopped trials from its tensors (:meth:`compact`) indexes them by row, and
     :attr:`index` maps rows to trials. Per-row state (:attr:`running`, the masks given
     to :meth:`update`) is over the rows of the running batch; :attr:`iterations` and
@@ -144,7 +144,8 @@ class TrialStopper:
     # -- per-row helpers ----------------------------------------------------------------
     def freeze(self, new: T, old: T) -> T:
         """``new`` for the running rows, ``old`` for the stopped ones (a tensor (b, ...)
-        or a dict of them): stopped trials keep their last iterate."""
+        or a dict of them): stopped trials keep their last iterate. Call it before this
+        iteration's :meth:`update`, which may stop trials that still take this step."""
         if isinstance(new, dict):
             return {k: self._where(new[k], old[k]) for k in new}  # type: ignore[return-value]
         return self._where(new, old)  # type: ignore[arg-type]
