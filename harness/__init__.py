@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         batched_randn,
         param,
     )
+    from harness.stopping import TrialStopper
 
 # The component API imports torch (seconds). It loads on first use, so that
 # `import harness` stays cheap: the pytest plugin (harness.pytest_plugin) is
@@ -49,6 +50,11 @@ _COMPONENTS = frozenset(
 
 
 def __getattr__(name: str) -> Any:
+    if name == "TrialStopper":
+        from harness.stopping import TrialStopper
+
+        globals()[name] = TrialStopper
+        return TrialStopper
     if name in _COMPONENTS:
         from harness import components
 
@@ -96,6 +102,7 @@ __all__ = [
     "SolveContext",
     "SolveResult",
     "Solver",
+    "TrialStopper",
     "Weights",
     "batched_rand",
     "batched_randn",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
+from harness import Instance, SolveContext, Solver, SolveResult, TrialStopper, Weights, param
 
 CHECK_EVERY = 8
 """Iterations between two looks at which trials have stopped. A look reads a flag back to
@@ -28,11 +28,6 @@ class GDParams:
 def _sq_norm(W: Weights) -> torch.Tensor:
     """Per-trial squared Frobenius norm over all weight tensors, (b,)."""
     return sum(v.flatten(1).pow(2).sum(1) for v in W.values())  # type: ignore[return-value]
-
-
-def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-trial mask (b,) shaped to broadcast against ``like`` (b, ...)."""
-    return mask.view(-1, *[1] * (like.dim() - 1))
 
 
 class GD(Solver):
@@ -62,23 +57,14 @@ class GD(Solver):
         B, n, m = X.shape[0], X.shape[1], self.params.batch_size
         minibatch = 0 < m < n
         # Full-batch state (what is returned and traced) and the compacted running batch:
-        # ``index`` maps running rows to trials; Xa, ya, model_a, Wa are those trials' data.
+        # ``stop.index`` maps running rows to trials; Xa, ya, model_a, Wa are those trials' data.
         W = {k: v.clone() for k, v in weights.items()}
-        iterations = torch.zeros(B, dtype=torch.long, device=device)
-        index = torch.arange(B, device=device)
+        stop = TrialStopper(B, self.params.max_iter, device=device, check_every=CHECK_EVERY)
         gens = list(ctx.generators)
         Xa, ya, model_a = X, y, model
         Wa = {k: v.clone() for k, v in W.items()}
-        its = torch.zeros(B, dtype=torch.long, device=device)
-        running = torch.ones(B, dtype=torch.bool, device=device)
         Xp, yp, pos = X, y, n  # this epoch's shuffled data (minibatch mode)
-
-        def write_back() -> None:
-            for k in W:
-                W[k][index] = Wa[k]
-            iterations[index] = its
-
-        for t in range(1, self.params.max_iter + 1):
+        for t in stop:
             if minibatch:
                 if pos + m > n:  # new epoch: every trial reshuffles with its own generator
                     perm = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
@@ -91,27 +77,22 @@ class GD(Solver):
             g = model_a.grad(Wa, Xb, yb)
             W_new = {k: Wa[k] - eta * g[k] for k in Wa}  # Algorithm 1's step
             change = _sq_norm({k: W_new[k] - Wa[k] for k in Wa}).sqrt()
-            keep = torch.isfinite(change) & (change > tol * _sq_norm(Wa).sqrt())
-            Wa = {k: torch.where(_rows(running, v), W_new[k], v) for k, v in Wa.items()}
-            its += running.long()
-            running &= keep
+            finite = torch.isfinite(change)
+            keep = finite & (change > tol * _sq_norm(Wa).sqrt())
+            Wa = stop.freeze(W_new, Wa)
+            stop.update(converged=~keep, diverged=~finite)
             # Traced iterates only (the full batch is assembled for them), and only while some
             # trial still runs: nothing is recorded past the last trial's own final iterate.
-            if ctx.wants(t) and int(its.max()) == t:
-                write_back()
+            if ctx.wants(t) and stop.any_ran:
+                W = stop.scatter(W, Wa)
                 ctx.record(t, W)
-            if t % CHECK_EVERY == 0 or t == self.params.max_iter:
-                still = int(running.sum())  # a host sync: once per CHECK_EVERY (and traced t)
-                if still < len(running):
-                    write_back()
-                    if still == 0:
-                        break
-                    keep_rows = running.nonzero().squeeze(1)
-                    gens = [gens[i] for i in keep_rows.tolist()]
-                    index, its, running = index[keep_rows], its[keep_rows], running[keep_rows]
-                    Wa = {k: v[keep_rows] for k, v in Wa.items()}
-                    Xa, ya, model_a = X[index], y[index], model.select(index)
-                    if minibatch:
-                        Xp, yp = Xp[keep_rows], yp[keep_rows]
-        write_back()
-        return SolveResult(W, iterations)
+            if stop.should_compact():  # a host sync: once per CHECK_EVERY
+                W = stop.scatter(W, Wa)
+                rows = stop.compact()
+                gens = [gens[i] for i in rows.tolist()]
+                Wa = {k: v[rows] for k, v in Wa.items()}
+                index = stop.index
+                Xa, ya, model_a = X[index], y[index], model.select(index)
+                if minibatch:
+                    Xp, yp = Xp[rows], yp[rows]
+        return SolveResult(stop.scatter(W, Wa), stop.iterations)

@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
+from harness import Instance, SolveContext, Solver, SolveResult, TrialStopper, Weights, param
 from plugins.dante.minibatch import flat_epoch_batches, flatten_trials, take
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adagrad", "rmsprop")
@@ -55,6 +55,7 @@ class Backprop(Solver):
         rule = UpdateRule(p.optimizer, p.lr, p.momentum, [w[k] for k in names])
         per_step = sum(v[0].numel() for v in w.values())
         step = 0
+        stop = TrialStopper(B, device=X.device)  # every trial runs every step: no early stop
         ctx.record(0, w, weights_updated=0)
         Xf, yf = flatten_trials(X), flatten_trials(y)  # once: each minibatch is an index_select
         for _ in range(p.epochs):
@@ -67,12 +68,12 @@ class Backprop(Solver):
                     grads = torch.autograd.grad(total.sum(), leaves)
                 with torch.no_grad():
                     rule.step([w[k] for k in names], list(grads))
+                stop.update()
                 step += 1
                 if ctx.wants(step):
                     ctx.record(step, w, weights_updated=step * per_step)
-        iterations = torch.full((B,), step, dtype=torch.long, device=X.device)
         updated = torch.full((B,), float(step * per_step), dtype=torch.float64, device=X.device)
-        return SolveResult(w, iterations, info={"weights_updated": updated})
+        return SolveResult(w, stop.iterations, info={"weights_updated": updated})
 
 
 class UpdateRule:

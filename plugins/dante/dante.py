@@ -16,6 +16,7 @@ from harness import (
     SolveContext,
     Solver,
     SolveResult,
+    TrialStopper,
     Weights,
     param,
 )
@@ -111,7 +112,7 @@ class Dante(Solver):
             if p.schedule == "pairs":
                 raise ValueError("schedule 'pairs' needs an mlp autoencoder")
             run.round_robin_generic(model, X, y)
-        return SolveResult(run.w, run.iterations, info={"weights_updated": run.updated})
+        return SolveResult(run.w, run.stop.iterations, info={"weights_updated": run.updated})
 
 
 class _Run:
@@ -129,8 +130,8 @@ class _Run:
     ) -> None:
         B = next(iter(w.values())).shape[0]
         self.params, self.direction, self.ctx, self.w, self.n = params, direction, ctx, w, n
-        self.active = torch.ones(B, dtype=torch.bool, device=device)
-        self.iterations = torch.zeros(B, dtype=torch.long, device=device)
+        # Which trials still train (Algorithm 2's tolerance) and their SNGD steps so far.
+        self.stop = TrialStopper(B, device=device)
         self.updated = torch.zeros(B, dtype=torch.float64, device=device)
         self.step = 0
 
@@ -190,7 +191,8 @@ class _Run:
                     self._sngd(model.layer_names(l), model.layer_size(l), H, A, loss)
                 if self._converged(before, pair_loss):
                     break
-            self.active.fill_(True)  # a converged pair does not stop the next one
+            # A converged pair does not stop the next one: a new stopper, counts carried over.
+            self.stop = TrialStopper(len(self.updated), iterations=self.stop.iterations)
 
     def round_robin_generic(self, model: Any, X: torch.Tensor, y: torch.Tensor) -> None:
         p = self.params
@@ -223,8 +225,8 @@ class _Run:
             return False
         after = self._full_loss(fn)
         assert after is not None
-        self.active &= ~((after - before).abs() < self.params.tol)
-        return not bool(self.active.any())
+        self.stop.halt(converged=(after - before).abs() < self.params.tol)
+        return self.stop.done
 
     def _sngd(
         self, group: tuple[str, ...], size: int, H: torch.Tensor, T: torch.Tensor, loss: LossFn
@@ -244,16 +246,15 @@ class _Run:
                     grads = torch.autograd.grad(total, leaves)
                 with torch.no_grad():
                     step = self.direction(list(grads))
-                    scale = [p.lr * expand_like(self.active, w[k]) for k in group]
+                    scale = [p.lr * expand_like(self.stop.running, w[k]) for k in group]
                     for i, k in enumerate(group):
                         if p.momentum:
                             velocity[i] = p.momentum * velocity[i] + step[i]
                         else:
                             velocity[i] = step[i]
                         w[k].sub_(scale[i] * velocity[i])  # w <- w - lr [active] v
-                on = self.active
-                self.iterations += on.long()
-                self.updated += on.double() * size
+                self.updated += self.stop.running.double() * size
+                self.stop.update()
                 self.step += 1
                 if ctx.wants(self.step):
                     ctx.record(self.step, w, weights_updated=self.updated.clone())

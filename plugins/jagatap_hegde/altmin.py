@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
+from harness import Instance, SolveContext, Solver, SolveResult, TrialStopper, Weights, param
 from plugins.common.linalg import MaskedLeastSquares, bmm
 from plugins.jagatap_hegde.neuron_lapack import NeuronAltMin
 
@@ -83,8 +83,9 @@ class AltMin(Solver):
         if k == 1 and LAPACK_NEURON and X.device.type == "cpu" and X.dtype == torch.float64:
             W, iterations = self._neurons_on_lapack(X, y, W, ctx)
             return SolveResult({"W": W - offset}, iterations)
-        iterations = torch.zeros(Bn, dtype=torch.long, device=X.device)
-        active = torch.arange(Bn, device=X.device)
+        # Compacted every iteration (AltMin's steps are large): ``stop.index`` maps the rows
+        # of the running batch to trials.
+        stop = TrialStopper(Bn, T, device=X.device, check_every=1)
         ls = MaskedLeastSquares(X, y)
         # Iterates only depend on the pattern (W_t = LS(P_t)), so a pattern seen before
         # at s < t-1 starts a cycle of length t - s that lasts to max_iter: jump to the
@@ -94,40 +95,39 @@ class AltMin(Solver):
         jump = jump and PatternHistory.fits(Bn, T, n * k, d * k)
         cycles = PatternHistory(Bn, T, n * k, (d, k), W) if jump else None
         prev_P: torch.Tensor | None = None
-        Xa, Wa = X, W.clone()  # the active trials' data, re-indexed only when trials stop
-        for t in range(1, T + 1):
+        Xa, Wa = X, W.clone()  # the running trials' data, re-indexed only when trials stop
+        for t in stop:
             P = bmm(Xa, Wa) >= 0  # (b, n, k) line 3
             if prev_P is not None:
                 # Same pattern as last time: the least squares would return W again.
-                repeated = (prev_P == P).flatten(1).all(1)
-                if bool(repeated.any()):
-                    iterations[active[repeated]] = t - 1
-                    keep = ~repeated
-                    active, P, Wa, Xa = active[keep], P[keep], Wa[keep], Xa[keep]
-                    ls.keep(keep)
-                    if len(active) == 0:
-                        break
+                stop.halt(converged=(prev_P == P).flatten(1).all(1))
+                if stop.done:
+                    break
+                if stop.should_compact():
+                    ls.keep(stop.running)
+                    rows = stop.compact()
+                    P, Wa, Xa = P[rows], Wa[rows], Xa[rows]
             # lines 4-6: vec(W) = argmin ||[diag(p_1) X ... diag(p_k) X] vec(W) - y||
             W_new = ls.solve(P)
             if cycles is not None:
-                W_new = cycles.substitute(t, active, P, W_new)
+                W_new = cycles.substitute(t, stop.index, P, W_new)
             change = (W_new - Wa).flatten(1).norm(dim=1)
             small = change <= tol * Wa.flatten(1).norm(dim=1)
-            W[active] = W_new
-            iterations[active] = t
+            W[stop.index] = W_new
             if ctx.wants(t):
                 ctx.record(t, {"W": W - offset})
-            stop = small | ~torch.isfinite(change)
-            if cycles is not None:
-                stop = stop | cycles.finish(t, active, ~stop, W, iterations)
+            ended = small | ~torch.isfinite(change)
+            # A trial in a cycle ends at once on the iterate it holds at T (counted as T).
+            looped = None if cycles is None else cycles.finish(t, stop.index, ~ended, W)
+            stop.update(converged=small, diverged=~torch.isfinite(change), max_iter=looped)
+            if looped is not None:
+                stop.fast_forward(looped, T)
             Wa, prev_P = W_new, P
-            if bool(stop.any()):
-                keep = ~stop
-                active, Wa, prev_P, Xa = active[keep], Wa[keep], P[keep], Xa[keep]
-                ls.keep(keep)
-                if len(active) == 0:
-                    break
-        return SolveResult({"W": W - offset}, iterations)
+            if stop.should_compact():
+                ls.keep(stop.running)
+                rows = stop.compact()
+                Wa, prev_P, Xa = Wa[rows], P[rows], Xa[rows]
+        return SolveResult({"W": W - offset}, stop.iterations)
 
     def _neurons_on_lapack(
         self, X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, ctx: SolveContext
@@ -216,14 +216,13 @@ class PatternHistory:
         active: torch.Tensor,
         going: torch.Tensor,
         W: torch.Tensor,
-        iterations: torch.Tensor,
     ) -> torch.Tensor:
-        """Trials that entered a cycle and would not stop otherwise: set their final state."""
+        """Trials that entered a cycle and would not stop otherwise: set their final weights
+        (the iterate they hold at T) and return them as a mask over ``active``."""
         s = self.match[active]
         looped = going & (s >= 0)
         for j in looped.nonzero().squeeze(1).tolist():
             trial, start = int(active[j]), int(s[j])
             period = t - start
             W[trial] = self.iterates[trial, start + (self.T - t) % period]
-            iterations[trial] = self.T
         return looped

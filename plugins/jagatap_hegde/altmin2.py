@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
+from harness import Instance, SolveContext, Solver, SolveResult, TrialStopper, Weights, param
 from plugins.common.models import relu
 from plugins.jagatap_hegde.altmin import batched_least_squares
 
@@ -43,9 +43,9 @@ class AltMin2(Solver):
         W1, W2 = weights["W1"].clone(), weights["W2"].clone()  # (B, d, k), (B, k, ko)
         Bn, n, d = X.shape
         k, ko = W2.shape[1], W2.shape[2]
-        iterations = torch.zeros(Bn, dtype=torch.long, device=X.device)
-        active = torch.arange(Bn, device=X.device)
-        for t in range(1, self.params.max_iter + 1):
+        stop = TrialStopper(Bn, self.params.max_iter, device=X.device, check_every=1)
+        for t in stop:
+            active = stop.index
             Xa, ya, W1a, W2a = X[active], y[active], W1[active], W2[active]
             b = len(active)
             Z1 = Xa @ W1a  # (b, n, k)
@@ -69,10 +69,9 @@ class AltMin2(Solver):
             )
             size = torch.sqrt(W1a.flatten(1).pow(2).sum(1) + W2a.flatten(1).pow(2).sum(1))
             W1[active], W2[active] = W1_new, W2_new
-            iterations[active] = t
             ctx.record(t, {"W1": W1, "W2": W2})
             keep = torch.isfinite(change) & (change > self.params.tol * size)
-            active = active[keep]
-            if len(active) == 0:
-                break
-        return SolveResult({"W1": W1, "W2": W2}, iterations)
+            stop.update(converged=~keep, diverged=~torch.isfinite(change))
+            if stop.should_compact():
+                stop.compact()
+        return SolveResult({"W1": W1, "W2": W2}, stop.iterations)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
+from harness import Instance, SolveContext, Solver, SolveResult, TrialStopper, Weights, param
 from plugins.li_yuan import population
 
 
@@ -37,15 +35,16 @@ class PopulationGD(Solver):
         p = self.params
         W = weights["W"].clone()
         B = W.shape[0]
-        iterations = torch.zeros(B, dtype=torch.long, device=W.device)
-        active = torch.ones(B, dtype=torch.bool, device=W.device)
+        stop = TrialStopper(B, p.max_iter, device=W.device)
         ctx.record(0, {"W": W})
-        for t in range(1, p.max_iter + 1):
+        for t in stop:
             G = population.grad(instance, {"W": W})
-            active &= G.flatten(1).norm(dim=1) > p.tol
-            if not active.any():
+            # Checked before the step: a trial whose gradient is small takes no step t.
+            norm = G.flatten(1).norm(dim=1)
+            stop.halt(converged=~(norm > p.tol), diverged=norm.isnan())
+            if stop.done:
                 break
-            W = torch.where(active.reshape(-1, 1, 1), W - p.step_size * G, W)
-            iterations += active.long()
+            W = stop.freeze(W - p.step_size * G, W)
+            stop.update()
             ctx.record(t, {"W": W})
-        return SolveResult({"W": W}, iterations)
+        return SolveResult({"W": W}, stop.iterations)

@@ -7,7 +7,16 @@ from typing import Literal
 
 import torch
 
-from harness import Instance, SolveContext, Solver, SolveResult, Weights, batched_randn, param
+from harness import (
+    Instance,
+    SolveContext,
+    Solver,
+    SolveResult,
+    TrialStopper,
+    Weights,
+    batched_randn,
+    param,
+)
 from plugins.li_yuan import population
 
 
@@ -141,42 +150,27 @@ class SGD(Solver):
         B, device = instance.batch, instance.X.device
         source = _Minibatches if p.sampling == "dataset" else _FreshBlocks
         batches = source(instance, ctx.generators, p.batch_size)
-        iterations = torch.zeros(B, dtype=torch.long, device=device)
         ctx.record(0, W)
-        # The running batch: ``index`` maps its rows to trials; a diverged trial is frozen
-        # by ``running`` and leaves the batch at the next look (every CHECK_EVERY steps).
-        index = torch.arange(B, device=device)
+        # The running batch: ``stop.index`` maps its rows to trials; a diverged trial is
+        # frozen and leaves the batch at the next look (every CHECK_EVERY steps).
+        stop = TrialStopper(B, p.max_iter, device=device, check_every=CHECK_EVERY)
         Wa, model_a = W, model
-        its = torch.zeros(B, dtype=torch.long, device=device)
-        running = torch.ones(B, dtype=torch.bool, device=device)
-        for t in range(1, p.max_iter + 1):
+        for t in stop:
             X, y = batches.next()
             grads = model_a.grad(Wa, X, y)
             W_new = {k: v - p.step_size * grads[k] for k, v in Wa.items()}  # W_t - eta G_t
-            Wa = {
-                k: torch.where(running.view(-1, *[1] * (v.dim() - 1)), W_new[k], v)
-                for k, v in Wa.items()
-            }
-            its += running.long()
-            running &= _finite(W_new)
+            Wa = stop.freeze(W_new, Wa)
+            stop.update(diverged=~_finite(W_new))
             # Traced iterates only (the full batch is assembled for them), and only while some
             # trial still runs: nothing is recorded past the last trial's own final iterate.
-            if ctx.wants(t) and int(its.max()) == t:
-                W = {k: W[k].index_put((index,), Wa[k]) for k in W}
+            if ctx.wants(t) and stop.any_ran:
+                W = stop.scatter(W, Wa)
                 ctx.record(t, W)
-            if t % CHECK_EVERY == 0 or t == p.max_iter:
-                still = int(running.sum())
-                if 0 < still < len(running):
-                    W = {k: W[k].index_put((index,), Wa[k]) for k in W}
-                    iterations = iterations.index_put((index,), its)
-                    rows = running.nonzero().squeeze(1)
-                    index, its, running = index[rows], its[rows], running[rows]
-                    Wa = {k: v[rows] for k, v in Wa.items()}
-                    sub = instance.select(index)
-                    model_a = sub.model
-                    batches.keep(rows, sub)
-                elif still == 0:
-                    break
-        W = {k: W[k].index_put((index,), Wa[k]) for k in W}
-        iterations = iterations.index_put((index,), its)
-        return SolveResult(W, iterations)
+            if stop.should_compact():
+                W = stop.scatter(W, Wa)
+                rows = stop.compact()
+                Wa = {k: v[rows] for k, v in Wa.items()}
+                sub = instance.select(stop.index)
+                model_a = sub.model
+                batches.keep(rows, sub)
+        return SolveResult(stop.scatter(W, Wa), stop.iterations)

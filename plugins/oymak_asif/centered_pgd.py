@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness import Instance, SolveContext, Solver, SolveResult, Weights, param
+from harness import Instance, SolveContext, Solver, SolveResult, TrialStopper, Weights, param
 from plugins.oymak_asif.models import AdditiveModel, activations
 
 CHECK_EVERY = 8
@@ -76,36 +76,28 @@ class CenteredPGD(Solver):
             mu = (1.0 / centered_curvature(w, parts[0][0])).unsqueeze(1)  # (B, 1)
         else:
             mu = torch.full((B, 1), p.step_size, dtype=w.dtype, device=device)
-        iterations = torch.zeros(B, dtype=torch.long, device=device)
         ctx.record(0, {"w": w})
-        # The running batch: ``index`` maps its rows to trials; stopped trials are frozen by
-        # ``running`` and leave the batch every CHECK_EVERY iterations (one host sync).
-        index = torch.arange(B, device=device)
-        wa, its = w.clone(), iterations.clone()
-        running = torch.ones(B, dtype=torch.bool, device=device)
-        for t in range(1, p.max_iter + 1):
+        # The running batch: ``stop.index`` maps its rows to trials; stopped trials are frozen
+        # and leave the batch every CHECK_EVERY iterations (one host sync).
+        stop = TrialStopper(B, p.max_iter, device=device, check_every=CHECK_EVERY)
+        wa = w.clone()
+        for t in stop:
             Xk, yk = parts[(t - 1) % p.batches]  # Theorem 3.1: batch tau mod K
             step = mu * model.centered_grad({"w": wa}, Xk, yk)  # eq. (4)
             w_new = (wa - step).clamp(-p.theta, p.theta)  # projection onto C_Theta
             change = (w_new - wa).norm(dim=1)
-            keep = torch.isfinite(change) & (change > p.tol * wa.norm(dim=1))
-            wa = torch.where(running.unsqueeze(1), w_new, wa)
-            its += running.long()
-            running &= keep
+            finite = torch.isfinite(change)
+            keep = finite & (change > p.tol * wa.norm(dim=1))
+            wa = stop.freeze(w_new, wa)
+            stop.update(converged=~keep, diverged=~finite)
             # Traced iterates only (the full batch is assembled for them), and only while some
             # trial still runs: nothing is recorded past the last trial's own final iterate.
-            if ctx.wants(t) and int(its.max()) == t:
-                w, iterations = w.index_put((index,), wa), iterations.index_put((index,), its)
+            if ctx.wants(t) and stop.any_ran:
+                w = stop.scatter(w, wa)
                 ctx.record(t, {"w": w})
-            if t % CHECK_EVERY == 0 or t == p.max_iter:
-                still = int(running.sum())
-                if still < len(running):
-                    w, iterations = w.index_put((index,), wa), iterations.index_put((index,), its)
-                    if still == 0:
-                        break
-                    rows = running.nonzero().squeeze(1)
-                    index, wa, its, mu = index[rows], wa[rows], its[rows], mu[rows]
-                    running = running[rows]
-                    parts = [(Xk[rows], yk[rows]) for Xk, yk in parts]
-        w, iterations = w.index_put((index,), wa), iterations.index_put((index,), its)
-        return SolveResult({"w": w}, iterations)
+            if stop.should_compact():
+                w = stop.scatter(w, wa)
+                rows = stop.compact()
+                wa, mu = wa[rows], mu[rows]
+                parts = [(Xk[rows], yk[rows]) for Xk, yk in parts]
+        return SolveResult({"w": stop.scatter(w, wa)}, stop.iterations)
