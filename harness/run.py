@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from harness.declarations import declare
 from harness.errors import InputError
 from harness.executors import EXECUTORS, Executor, default_workers, make_executor
 from harness.plugins import Registry, get_registry
-from harness.declarations import declare
 from harness.rows import provenance, runs_schema
 from harness.runner import UnitResult, WorkUnit
 from harness.store import Store

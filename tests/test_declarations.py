@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from harness.api import prepare
+
 from harness.components import Metric, param
 from harness.declarations import CLOCK_AXES, Declarations, declare, read_declarations
 from harness.summary import summary_frame
