@@ -225,7 +225,7 @@ def test_altmin_nan_trial_leaves_the_others_alone():
 
 
 def test_jagatap_small_smoke_profile_runs_and_its_claims_hold(tmp_path):
-    suite = Path(__file__).resolve().parents[1] / "suites" / "jagatap-small.toml"
+    suite = Path(__file__).resolve().parents[2] / "suites" / "jagatap-small.toml"
     report = execute(suite, profile="smoke", executor="serial", results=tmp_path)
     # 9 compatible cells x 4 trials: altmin on 2 dense + 6 skip cells, altmin2 on 1
     assert report.failed_trials == 0 and report.trials_run == 36

@@ -306,7 +306,7 @@ def test_dante_small_smoke_profile_runs_with_equal_budgets(tmp_path):
 
     from harness.run import execute
 
-    suite = Path(__file__).resolve().parents[1] / "suites" / "dante-small.toml"
+    suite = Path(__file__).resolve().parents[2] / "suites" / "dante-small.toml"
     report = execute(suite, profile="smoke", executor="serial", results=tmp_path)
     assert report.failed_trials == 0 and report.trials_run == 8
     outcomes = [o for o in report.outcomes if o.expectation.applies("smoke")]

@@ -9,7 +9,7 @@ from harness import load_results
 from harness.plugins import create_manager
 from harness.run import execute
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "relubench-example-plugin"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "relubench-example-plugin"
 
 SUITE = """
 [suite]

@@ -71,7 +71,7 @@ def test_minibatch_gd_still_recovers_a_noiseless_teacher():
 
 
 def test_zhang_small_smoke_profile_runs_and_its_claims_hold(tmp_path):
-    suite = Path(__file__).resolve().parents[1] / "suites" / "zhang-small.toml"
+    suite = Path(__file__).resolve().parents[2] / "suites" / "zhang-small.toml"
     report = execute(suite, profile="smoke", executor="serial", results=tmp_path)
     assert report.failed_trials == 0 and report.trials_run == 32
     outcomes = [o for o in report.outcomes if o.expectation.applies("smoke")]

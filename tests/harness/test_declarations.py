@@ -10,13 +10,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from harness.api import prepare
 
 from harness.components import Metric, param
 from harness.declarations import CLOCK_AXES, Declarations, declare, read_declarations
+from harness.run import prepare
 from harness.summary import summary_frame
 
-SUITES = Path(__file__).resolve().parents[1] / "suites"
+SUITES = Path(__file__).resolve().parents[2] / "suites"
 
 
 def test_metric_role_and_direction_defaults_and_validation() -> None:
