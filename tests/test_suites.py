@@ -73,7 +73,7 @@ def test_suite_loads_and_expands(path: Path, profile: str | None) -> None:
     if path.stem in REPRODUCTIONS:
         assert not dropped, [d.reason for d in dropped]
         assert {"full", "smoke"} <= set(suite.profiles), "needs a full and a smoke profile"
-        assert suite.expect, "states the paper's claim as [[expect]] entries"
+        assert suite.expectations, "states the paper's claim as [[expect]] entries"
     # Paired comparisons: every trial's data seed depends on the problem only, not the solver.
     by_problem: dict[str, set[int]] = {}
     for cell in cells:
