@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from harness.components import ROLE_DIRECTIONS, Metric, Solver
 
 if TYPE_CHECKING:
+    from harness.expand import Cell
     from harness.plugins import Registry
-    from harness.suite import Cell
 
 CLOCK_AXES = ("iteration", "time_s")
 """Budget axes of every solver: the ``iteration`` and ``time_s`` columns of the traces."""

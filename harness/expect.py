@@ -76,15 +76,6 @@ _CMPOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Gt: lambda a, b: a > b,
     ast.GtE: lambda a, b: a >= b,
 }
-_OP_TEXT = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.Div: "/",
-    ast.FloorDiv: "//",
-    ast.Mod: "%",
-    ast.Pow: "**",
-}
 
 
 class _EvalError(Exception):
@@ -125,8 +116,7 @@ def _is_boolean(node: ast.AST) -> bool:
 class _Validator:
     """Walks a parsed expression and rejects every node outside the whitelist."""
 
-    def __init__(self, text: str, *, aggregates_allowed: bool) -> None:
-        self.text = text
+    def __init__(self, *, aggregates_allowed: bool) -> None:
         self.aggregates_allowed = aggregates_allowed
         self.columns: set[str] = set()
 
@@ -281,7 +271,7 @@ def _compile(
     except (RecursionError, MemoryError, ValueError):
         raise InputError(f"{source}: {key}: expression too deeply nested: {text!r}") from None
     body = tree.body
-    validator = _Validator(text, aggregates_allowed=aggregates_allowed)
+    validator = _Validator(aggregates_allowed=aggregates_allowed)
     try:
         validator.visit(body)
     except _Rejected as exc:

@@ -16,7 +16,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from harness.components import Initializer, Metric, Problem, Solver
-    from harness.suite import Cell, Suite
+    from harness.expand import Cell
+    from harness.suite import Suite
 
 hookspec = pluggy.HookspecMarker("relubench")
 

@@ -41,10 +41,11 @@ import pytest
 if TYPE_CHECKING:
     import pandas as pd
 
+    from harness.expand import Cell
     from harness.expect import Expectation, Outcome
     from harness.plugins import Registry
     from harness.run import RunSession
-    from harness.suite import Cell, Suite
+    from harness.suite import Suite
 
 DEFAULT_PROFILE = "smoke"
 NO_PROFILE = ("", "none")
@@ -274,7 +275,7 @@ class SuiteContext:
     def load(cls, path: Path, settings: Settings, config: pytest.Config) -> SuiteContext:
         """Load and expand the suite under the session's profile (no side effects)."""
         from harness.errors import InputError
-        from harness.run import expectations, prepare
+        from harness.run import prepare
 
         doc = _read_suite_doc(path)
         profiles = doc.get("profiles", {}) if doc else {}
@@ -287,7 +288,7 @@ class SuiteContext:
             registry, suite, cells, _ = prepare(
                 path, profile=profile, plugins=settings.plugins, blocked=settings.blocked
             )
-            claims = expectations(suite)
+            claims = suite.active_expectations
         except InputError:
             raise
         except Exception as exc:  # a plugin that fails to import, say

@@ -23,7 +23,7 @@ from harness.seeds import trial_seeds
 from harness.version import __version__ as HARNESS_VERSION
 
 if TYPE_CHECKING:
-    from harness.suite import Cell
+    from harness.expand import Cell
 
 IDENTITY = [
     ("suite", pa.string()),

@@ -23,11 +23,12 @@ import pluggy
 from harness.declarations import declare
 from harness.errors import InputError
 from harness.executors import EXECUTORS, Executor, default_workers, make_executor
+from harness.expand import Cell, Dropped
 from harness.plugins import Registry, get_registry
 from harness.rows import provenance, runs_schema
 from harness.runner import UnitResult, WorkUnit
 from harness.store import Store
-from harness.suite import Cell, Dropped, Suite, load_suite
+from harness.suite import Suite, load_suite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,15 +102,6 @@ def plugin_paths(plugins: Sequence[str]) -> tuple[str, ...]:
 def new_run_id() -> str:
     """A fresh run id: start time and a random suffix."""
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
-def expectations(suite: Suite) -> list[Expectation]:
-    """The suite's ``[[expect]]`` entries that apply under its profile."""
-    from harness.expect import parse_expectations
-
-    parsed = parse_expectations(suite.expect, str(suite.path))
-    # `profiles = [...]` in an [[expect]] entry limits it to those profiles
-    return [e for e in parsed if e.applies(suite.profile)]
 
 
 def judge(
@@ -367,8 +359,8 @@ def execute(
         finally:
             ex.close()
     report.runs = runs = session.rows()
-    if check and suite.expect:
-        report.outcomes = judge(expectations(suite), runs)
+    if check and suite.expectations:
+        report.outcomes = judge(suite.active_expectations, runs)
     report.failed_trials = int((runs["status"] != "ok").sum()) if not runs.empty else 0
     report.wall_s = time.perf_counter() - started
     session.end(report.exit_code)

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 
 from harness.components import Component, Instance, Metric, SolveContext, SolveResult, Weights
+from harness.expand import Cell, ComponentSpec
 from harness.plugins import get_registry
 from harness.rows import base_rows, failed_rows
 from harness.seeds import TrialSeeds, trial_seeds
-from harness.suite import Cell, ComponentSpec
 
 TRACEBACK_LINES = 12
 

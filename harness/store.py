@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from harness.rows import STATUSES, TRACES_SCHEMA, empty_runs_columns
 
 if TYPE_CHECKING:
-    from harness.suite import Cell
+    from harness.expand import Cell
 
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 INDEX_COLUMNS = ["cell_id", "trial", "status", "run_id"]

@@ -1,20 +1,19 @@
-"""Suite files: TOML -> validated :class:`Suite` -> :class:`Cell` cross product.
+"""Suite files: TOML -> validated :class:`Suite`.
 
-The flow is ``load_suite`` (parse, apply a profile and ``--set`` overrides,
-validate every key against the registered components) then ``expand``
-(cross product of problems x initializers x solvers, dropping combinations
-whose model families do not match). Each cell gets a stable id (a hash of the
-component names, parameters and source versions); :mod:`harness.seeds` derives
-every trial's seeds from the suite seed, the problem and initializer keys and the
-trial index, so the same trial sees the same data (and initial weights) whichever
-solver runs it.
+:func:`load_suite` parses a suite file, applies a profile and ``--set``
+overrides, and validates every key against the registered components: each
+``[[problems]]``, ``[[initializers]]`` and ``[[solvers]]`` entry becomes a
+:class:`SuiteEntry` (its component class and parameter grid), each metric a
+:class:`~harness.expand.ComponentSpec`, and the ``[[expect]]`` entries are
+parsed once into :class:`~harness.expect.Expectation` objects. Errors name the
+file, the key, the bad value and what is allowed.
+
+:meth:`Suite.expand` (:mod:`harness.expand`) turns the suite into cells.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import itertools
 import json
 import math
 import re
@@ -23,9 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.components import Component, ParameterError
+from harness.components import Component
 from harness.errors import InputError
+from harness.expand import Cell, ComponentSpec, Dropped, component_spec, expand, make_params
+from harness.expect import Expectation, parse_expectations
 from harness.plugins import Registry
+
+__all__ = ["Suite", "SuiteEntry", "load_suite"]
 
 SECTIONS = {"problems": "problem", "initializers": "initializer", "solvers": "solver"}
 SUITE_KEYS = {
@@ -47,73 +50,19 @@ DTYPES = ("float64", "float32")
 
 
 @dataclass(frozen=True)
-class ComponentSpec:
-    """One component with concrete parameter values (all of them, defaults included)."""
+class SuiteEntry:
+    """One validated ``[[problems]]``, ``[[initializers]]`` or ``[[solvers]]`` entry.
+
+    ``grid`` maps each parameter the entry sets to the values it takes (one
+    value for a scalar); :func:`harness.expand.expand` takes their cross product.
+    """
 
     kind: str
     name: str
-    params: tuple[tuple[str, Any], ...]
-    version: str
-
-    @property
-    def param_dict(self) -> dict[str, Any]:
-        return dict(self.params)
-
-    def key(self) -> str:
-        """Name and parameters as canonical JSON (no version): what seeds are derived from."""
-        return json.dumps([self.name, _jsonable(self.params)], sort_keys=True)
-
-    def label(self, *, changed_only: dict[str, Any] | None = None) -> str:
-        shown = [
-            f"{k}={_fmt(v)}"
-            for k, v in self.params
-            if changed_only is None or changed_only.get(k, object()) != v
-        ]
-        return f"{self.name} {' '.join(shown)}".strip()
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One point of the cross product with its trials.
-
-    ``varying`` lists the parameters that take more than one value in the
-    suite, so labels show what distinguishes this cell from its neighbours.
-    """
-
-    suite: str
-    problem: ComponentSpec
-    initializer: ComponentSpec
-    solver: ComponentSpec
-    metrics: tuple[ComponentSpec, ...]
-    trials: int
-    seed: int
-    cell_id: str
-    varying: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        """Readable id, e.g. ``altmin[single_neuron d=50 n=300]``."""
-
-        def part(spec: ComponentSpec, prefix: str) -> str:
-            vals = [f"{k}={_fmt(v)}" for k, v in spec.params if f"{prefix}.{k}" in self.varying]
-            return " ".join(vals)
-
-        prob = " ".join(x for x in [self.problem.name, part(self.problem, "problem")] if x)
-        init = part(self.initializer, "initializer")
-        init = self.initializer.name + (f" {init}" if init else "")
-        solv = part(self.solver, "solver")
-        inner = f"{prob}, {init}" + (f", {solv}" if solv else "")
-        return f"{self.solver.name}[{inner}]"
-
-
-@dataclass(frozen=True)
-class Dropped:
-    """A combination left out at expansion, and why."""
-
-    problem: str
-    initializer: str
-    solver: str
-    reason: str
+    cls: type[Component]
+    grid: dict[str, list[Any]]
+    where: str
+    """Where it sits in the suite file, e.g. ``problems[0]`` (for error messages)."""
 
 
 @dataclass
@@ -132,32 +81,24 @@ class Suite:
     timeout_s: float | None
     profile: str | None
     profiles: tuple[str, ...]
-    entries: dict[str, list[dict[str, Any]]]
+    entries: dict[str, list[SuiteEntry]]
+    """Section (``problems``, ``initializers``, ``solvers``) -> its entries, in file order."""
     metrics: list[ComponentSpec]
     trace: tuple[str, ...]
     trace_every: Any
-    expect: list[dict[str, Any]] = field(default_factory=list)
+    expectations: tuple[Expectation, ...] = ()
+    """Every ``[[expect]]`` entry, parsed and validated; :meth:`Expectation.applies`
+    says which are checked under a profile (see :attr:`active_expectations`)."""
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active_expectations(self) -> list[Expectation]:
+        """The expectations checked under this suite's profile, in file order."""
+        return [e for e in self.expectations if e.applies(self.profile)]
 
     def expand(self, registry: Registry) -> tuple[list[Cell], list[Dropped]]:
         """The cross product as cells, and the combinations dropped as incompatible."""
         return expand(self, registry)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, tuple):
-        return "-".join(_fmt(x) for x in v)
-    return str(v)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return repr(v)
-    return v
 
 
 # ---------------------------------------------------------------------------
@@ -349,7 +290,7 @@ def _validate(
     if timeout is not None and timeout <= 0:
         raise InputError(f"{src}: key 'suite.timeout_s': {timeout} must be > 0")
 
-    entries: dict[str, list[dict[str, Any]]] = {}
+    entries: dict[str, list[SuiteEntry]] = {}
     for section, kind in SECTIONS.items():
         items = doc.get(section)
         if not items:
@@ -372,8 +313,8 @@ def _validate(
             # even if the cross product would be large.
             for key, values in grid.items():
                 for v in values:
-                    _make(cls, {key: v}, src, where, only_key=key)
-            checked.append({"name": cname, "cls": cls, "grid": grid, "where": where})
+                    make_params(cls, {key: v}, src, where, only_key=key)
+            checked.append(SuiteEntry(kind, cname, cls, grid, where))
         entries[section] = checked
 
     metrics_doc = doc.get("metrics", {})
@@ -399,8 +340,8 @@ def _validate(
         mparams = metrics_doc.get(mname, {})
         if not isinstance(mparams, dict):
             raise InputError(f"{src}: key 'metrics.{mname}' must be a table of parameters")
-        params = _make(cls, mparams, src, f"metrics.{mname}")
-        metric_specs.append(_spec(cls, params, registry))
+        params = make_params(cls, mparams, src, f"metrics.{mname}")
+        metric_specs.append(component_spec(cls, params, registry))
     trace_every = metrics_doc.get("trace_every", "log")
     if not (
         trace_every in ("log", "all")
@@ -410,10 +351,9 @@ def _validate(
             f"{src}: key 'metrics.trace_every': {trace_every!r}; allowed: 'log', 'all' or a "
             "positive integer"
         )
-    expect = doc.get("expect", [])
-    if not isinstance(expect, list) or not all(isinstance(e, dict) for e in expect):
-        raise InputError(f"{src}: key 'expect' must be an array of tables [[expect]]")
-    suite = Suite(
+    # Parsed once, here: a bad expression fails before anything runs.
+    expectations = parse_expectations(doc.get("expect", []), src)
+    return Suite(
         path=path,
         name=name,
         title=meta.get("title", name),
@@ -430,20 +370,9 @@ def _validate(
         metrics=metric_specs,
         trace=tuple(trace),
         trace_every=trace_every,
-        expect=expect,
+        expectations=tuple(expectations),
         raw=doc,
     )
-    _check_expectations(suite)
-    return suite
-
-
-def _check_expectations(suite: Suite) -> None:
-    """Parse ``[[expect]]`` entries now, so a bad expression fails before anything runs."""
-    if not suite.expect:
-        return
-    from harness.expect import parse_expectations
-
-    parse_expectations(suite.expect, str(suite.path))
 
 
 def _axis(value: Any, where: str) -> list[Any]:
@@ -476,118 +405,3 @@ def _axis(value: Any, where: str) -> list[Any]:
         count = int(math.floor((stop - start) / step + 1e-9)) + 1
         return [round(start + i * step, 12) for i in range(count)]
     return [value]
-
-
-def _make(
-    cls: type[Component], values: dict[str, Any], src: str, where: str, only_key: str | None = None
-) -> Any:
-    try:
-        return cls.make_params(values, cross_check=only_key is None)
-    except ParameterError as exc:
-        raise InputError(f"{src}: key '{where}.{exc.key}': {exc.message}") from None
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{src}: key '{where}': {exc}") from None
-
-
-def _spec(cls: type[Component], params: Any, registry: Registry) -> ComponentSpec:
-    items = tuple((s.name, getattr(params, s.name)) for s in cls.param_specs())
-    dist = registry.distribution_of(cls.kind, cls.name)
-    version = cls.source_version() + (f"+{dist}" if dist else "")
-    return ComponentSpec(cls.kind, cls.name, items, version)
-
-
-# ---------------------------------------------------------------------------
-# Expansion
-# ---------------------------------------------------------------------------
-
-
-def _grid_points(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    grid = entry["grid"]
-    keys = list(grid)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
-
-
-def expand(suite: Suite, registry: Registry) -> tuple[list[Cell], list[Dropped]]:
-    """Cross product of problems x initializers x solvers; incompatible combinations dropped."""
-    src = str(suite.path)
-    built: dict[str, list[tuple[Component, ComponentSpec]]] = {}
-    varying: set[str] = set()
-    for section, kind in SECTIONS.items():
-        built[section] = []
-        for entry in suite.entries[section]:
-            cls = entry["cls"]
-            for values in _grid_points(entry):
-                params = _make(cls, values, src, entry["where"])
-                comp = cls(params)
-                built[section].append((comp, _spec(cls, params, registry)))
-            varying.update(f"{kind}.{k}" for k, v in entry["grid"].items() if len(v) > 1)
-    for section, kind in SECTIONS.items():
-        # A parameter that differs between two entries of one component distinguishes cells too.
-        by_name: dict[str, set[tuple[str, str]]] = {}
-        for _, spec in built[section]:
-            for k, v in spec.params:
-                by_name.setdefault(f"{spec.name}.{k}", set()).add(repr(v))
-        for key, vals in by_name.items():
-            if len(vals) > 1:
-                varying.add(f"{kind}.{key.split('.', 1)[1]}")
-
-    cells: list[Cell] = []
-    dropped: list[Dropped] = []
-    seen: set[str] = set()
-    for (prob, pspec), (init, ispec), (solv, sspec) in itertools.product(
-        built["problems"], built["initializers"], built["solvers"]
-    ):
-        family = prob.family()
-        reason = None
-        if not init.supports(family):
-            reason = (
-                f"initializer {init.name} supports {', '.join(init.families)}, "
-                f"not {prob.name}'s family {family}"
-            )
-        elif not solv.supports(family):
-            reason = (
-                f"solver {solv.name} supports {', '.join(solv.families)}, "
-                f"not {prob.name}'s family {family}"
-            )
-        else:
-            reason = solv.skip(prob, init)
-        if reason:
-            dropped.append(Dropped(pspec.label(), ispec.label(), sspec.label(), reason))
-            continue
-        cell_id = _cell_id(suite, pspec, ispec, sspec)
-        if cell_id in seen:
-            continue
-        seen.add(cell_id)
-        cells.append(
-            Cell(
-                suite=suite.name,
-                problem=pspec,
-                initializer=ispec,
-                solver=sspec,
-                metrics=tuple(suite.metrics),
-                trials=suite.trials,
-                seed=suite.seed,
-                cell_id=cell_id,
-                varying=tuple(sorted(varying)),
-            )
-        )
-    if not cells:
-        raise InputError(
-            f"{src}: the suite expands to no runnable cell "
-            f"({len(dropped)} combinations dropped as incompatible)"
-        )
-    return cells, dropped
-
-
-def _cell_id(suite: Suite, *specs: ComponentSpec) -> str:
-    """Stable across processes and machines: names, parameters, source versions, seed, dtype,
-    metrics and trace settings. Not the trial count, so more trials extend a cell."""
-    payload = {
-        "components": [[s.kind, s.name, _jsonable(s.params), s.version] for s in specs],
-        "metrics": [[m.name, _jsonable(m.params), m.version] for m in suite.metrics],
-        "trace": [list(suite.trace), suite.trace_every],
-        "seed": suite.seed,
-        "dtype": suite.dtype,
-    }
-    blob = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]

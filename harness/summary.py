@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.declarations import Declarations, live
-from harness.suite import Cell
+from harness.expand import Cell
 
 
 def summary_frame(

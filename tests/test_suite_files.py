@@ -74,7 +74,7 @@ def test_suite_loads_and_expands(path: Path, profile: str | None) -> None:
     if path.stem in REPRODUCTIONS:
         assert not dropped, [d.reason for d in dropped]
         assert {"full", "smoke"} <= set(suite.profiles), "needs a full and a smoke profile"
-        assert suite.expect, "states the paper's claim as [[expect]] entries"
+        assert suite.expectations, "states the paper's claim as [[expect]] entries"
     # Paired comparisons: every trial's data seed depends on the problem only, not the solver.
     by_problem: dict[str, set[int]] = {}
     for cell in cells:
@@ -99,3 +99,56 @@ def test_smoke_profile_runs_and_its_claims_hold(name: str, tmp_path: Path) -> No
     assert outcomes, "the smoke profile checks at least one claim"
     failed = [o.describe() for o in outcomes if not o.held]
     assert not failed, "\n".join(failed)
+
+
+GRID_SUITE = """
+[suite]
+name = "grid"
+trials = 2
+
+[[problems]]
+name = "single_neuron"
+d = { start = 2, stop = 4 }
+n = [10, 20]
+
+[[initializers]]
+name = "zero"
+
+[[solvers]]
+name = "altmin"
+max_iter = [2, 3]
+
+[[solvers]]
+name = "altmin2"
+
+[metrics]
+names = ["param_error"]
+"""
+
+
+def test_entries_are_typed_and_expand_to_their_cross_product(tmp_path: Path) -> None:
+    from harness.expand import expand
+    from harness.plugins import get_registry
+    from harness.suite import SuiteEntry, load_suite
+
+    path = tmp_path / "grid.toml"
+    path.write_text(GRID_SUITE)
+    registry = get_registry()
+    suite = load_suite(path, registry)
+    (problem,) = suite.entries["problems"]
+    assert isinstance(problem, SuiteEntry)
+    assert (problem.kind, problem.name) == ("problem", "single_neuron")
+    assert problem.where == "problems[0]"
+    assert problem.cls is registry.get("problem", "single_neuron")
+    assert problem.grid == {"d": [2, 3, 4], "n": [10, 20]}  # the inclusive range, the list
+    assert [e.name for e in suite.entries["solvers"]] == ["altmin", "altmin2"]
+
+    cells, dropped = expand(suite, registry)
+    # 3 d x 2 n problems x 1 initializer x 2 altmin settings; altmin2 fits none of them
+    assert len(cells) == 12 and len({c.cell_id for c in cells}) == 12
+    assert len(dropped) == 6 and all(d.solver.startswith("altmin2 ") for d in dropped)
+    assert all("not single_neuron's family" in d.reason for d in dropped)
+    assert "altmin[single_neuron d=3 n=20, zero, max_iter=2]" in {c.label for c in cells}
+    assert all(c.trials == 2 and c.seed == suite.seed for c in cells)
+    # Suite.expand is the same expansion
+    assert [c.cell_id for c in suite.expand(registry)[0]] == [c.cell_id for c in cells]

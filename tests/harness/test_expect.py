@@ -229,3 +229,58 @@ def test_expectation_metadata():
     assert e.key == "expect[0]" and e.check == "mean(success) >= 0.9"
     assert e.columns == {"success", "solver", "problem.d"}
     assert e.label == "mean(success) >= 0.9 where solver == 'altmin' by problem.d"
+
+
+SUITE_WITH_CLAIMS = """
+[suite]
+name = "claims"
+trials = 1
+
+[[problems]]
+name = "single_neuron"
+d = 3
+n = 10
+
+[[initializers]]
+name = "zero"
+
+[[solvers]]
+name = "altmin"
+max_iter = 2
+
+[metrics]
+names = ["param_error"]
+
+[profiles.smoke]
+trials = 1
+
+[profiles.full]
+trials = 1
+
+[[expect]]
+check = "count() == 8"
+
+[[expect]]
+name = "full-scale claim"
+check = "count() == 0"
+profiles = ["full"]
+"""
+
+
+def test_a_loaded_suite_carries_its_parsed_expectations(write_suite, runs):
+    from harness.plugins import get_registry
+    from harness.suite import load_suite
+
+    path = write_suite(SUITE_WITH_CLAIMS)
+    registry = get_registry()
+    suite = load_suite(path, registry)
+    assert [e.key for e in suite.expectations] == ["expect[0]", "expect[1]"]
+    assert all(e.source == str(path) for e in suite.expectations)
+    # Parsed and ready to judge: no second parse by the caller.
+    assert [o.held for e in suite.expectations for o in e.evaluate(runs)] == [True, False]
+    # `profiles = [...]` restricts a claim to those profiles; without the key it always applies.
+    assert [e.label for e in suite.active_expectations] == ["count() == 8"]
+    smoke = load_suite(path, registry, profile="smoke")
+    assert [e.key for e in smoke.active_expectations] == ["expect[0]"]
+    full = load_suite(path, registry, profile="full")
+    assert [e.key for e in full.active_expectations] == ["expect[0]", "expect[1]"]

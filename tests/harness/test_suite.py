@@ -64,6 +64,7 @@ CORPUS: dict[str, tuple[list[str], list[str]]] = {
     "expect_too_long": ([], ["expect[0].check", "longer than 2000 characters"]),
     "expect_unknown_key": ([], ["expect[0].chek", "unknown key"]),
     "expect_aggregate_in_where": ([], ["expect[0].where", "aggregates"]),
+    "expect_not_a_table": ([], ["expect: must be an array of tables", "[[expect]]"]),
 }
 
 VALID = """
