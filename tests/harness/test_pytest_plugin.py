@@ -16,6 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+# Import the component base classes before pytester snapshots sys.modules: a module first
+# imported inside an in-process run is dropped when the snapshot is restored, and the next
+# run would define a second `Problem` class that the toy plugin does not subclass.
+import harness.components  # noqa: E402, F401
 from harness.store import load_results, part_files
 
 pytest_plugins = ["pytester"]
