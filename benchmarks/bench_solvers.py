@@ -4,7 +4,7 @@ For each solver, the time per trial-iteration when B = 100 trials run as one bat
 call, against the same trials run one at a time (B = 1, a Python loop over trials),
 and their ratio, the batching speedup. Every trial runs the full ``max_iter``
 iterations (tol = 0), so both sides do the same arithmetic; the equality of the two
-results is checked by tests/test_batching_solvers.py, not here.
+results is checked by tests/plugins/test_batching_solvers.py, not here.
 
     python benchmarks/bench_solvers.py                  # CPU, float64, one torch thread
     python benchmarks/bench_solvers.py --device cuda    # on a GPU, if there is one

@@ -20,52 +20,7 @@ from harness.run import execute, plan_units, plugin_paths, prepare
 from harness.runner import run_unit
 from harness.store import load_results
 
-FAULTY_PLUGIN = '''
-"""Test plugin: a solver that takes a few gradient steps, or misbehaves on demand."""
-import ctypes
-import os
-import time
-from dataclasses import dataclass
-
-import torch
-
-from harness import Solver, SolveResult, hookimpl, param
-
-
-@dataclass(frozen=True)
-class FaultyParams:
-    mode: str = param("ok", "what to do", choices=("ok", "hang", "exit", "segv", "raise"))
-    steps: int = param(3, "gradient steps in mode ok", min=1)
-
-
-class Faulty(Solver):
-    """Gradient steps (mode ok), or a hang, an os._exit, a segfault, an exception."""
-
-    name = "faulty"
-    Params = FaultyParams
-
-    def solve(self, instance, weights, ctx):
-        mode = self.params.mode
-        if mode == "hang":
-            while True:
-                time.sleep(0.05)
-        if mode == "exit":
-            os._exit(3)
-        if mode == "segv":
-            ctypes.string_at(0)
-        if mode == "raise":
-            raise RuntimeError("faulty solver raised on purpose")
-        W = {k: v.clone() for k, v in weights.items()}
-        for _ in range(self.params.steps):
-            g = instance.model.grad(W, instance.X, instance.y)
-            W = {k: W[k] - 0.5 * g[k] for k in W}
-        return SolveResult(W, torch.full((instance.batch,), self.params.steps, dtype=torch.long))
-
-
-@hookimpl
-def relubench_solvers():
-    return [Faulty]
-'''
+FAULTY_PLUGIN = Path(__file__).parents[1] / "fixture_plugins" / "faulty.py"
 
 FAULT_SUITE = """
 [suite]
@@ -127,10 +82,8 @@ names = ["param_error", "train_loss", "success"]
 
 
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("plugin") / "faulty_plugin.py"
-    path.write_text(FAULTY_PLUGIN)
-    return path
+def faulty() -> Path:
+    return FAULTY_PLUGIN
 
 
 def units_of(path: Path, plugins=(), timeout_s=None):
