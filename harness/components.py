@@ -242,7 +242,11 @@ class Component:
         for klass in own:
             h.update(class_source(klass, files).encode())
         if cls.Params is not NoParams:
-            h.update(class_source(cls.Params, files).encode())
+            # Inherited parameter fields (``DanteSGDParams(DanteParams)``) are part of
+            # the parameters too: a change to the parent must change the cell id.
+            for klass in cls.Params.__mro__:
+                if klass is not object:
+                    h.update(class_source(klass, files).encode())
         return h.hexdigest()[:12]
 
     @classmethod

@@ -454,3 +454,37 @@ def test_source_version_does_not_depend_on_sys_modules(probe_plugin, monkeypatch
         _VERSIONS.pop(cls)
     assert {c: c.source_version() for c in (probe, altmin)} == before
     assert before[probe] != before[altmin]
+
+
+def test_source_version_follows_an_inherited_params_class(tmp_path):
+    """Editing a parent ``Params`` dataclass (a field's default) changes the source version
+    of a component whose ``Params`` inherits from it."""
+    import importlib.util
+
+    from harness.components import Component
+
+    def version(default: int) -> str:
+        path = tmp_path / f"inherit_{default}.py"
+        path.write_text(
+            "from dataclasses import dataclass\n"
+            "from harness import Solver, param\n\n\n"
+            "@dataclass(frozen=True)\n"
+            "class BaseParams:\n"
+            f"    steps: int = param({default}, 'steps')\n\n\n"
+            "@dataclass(frozen=True)\n"
+            "class ChildParams(BaseParams):\n"
+            "    extra: int = param(1, 'extra')\n\n\n"
+            "class Child(Solver):\n"
+            "    name = 'child'\n"
+            "    Params = ChildParams\n\n"
+            "    def solve(self, instance, weights, ctx):\n"
+            "        raise AssertionError\n"
+        )
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        cls = module.Child
+        assert issubclass(cls, Component)
+        return cls.source_version()
+
+    assert version(5) != version(6)
