@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         batched_randn,
         param,
     )
+    from harness.run import run_suite
     from harness.stopping import TrialStopper
 
 # The component API imports torch (seconds). It loads on first use, so that
@@ -50,6 +51,11 @@ _COMPONENTS = frozenset(
 
 
 def __getattr__(name: str) -> Any:
+    if name == "run_suite":  # harness.run imports the executors: loaded on first use
+        from harness.run import run_suite
+
+        globals()[name] = run_suite
+        return run_suite
     if name == "TrialStopper":
         from harness.stopping import TrialStopper
 
@@ -78,18 +84,6 @@ def load_results(folder: Any, *, dedupe: bool = True) -> pd.DataFrame:
     from harness.store import load_results as _load
 
     return _load(folder, dedupe=dedupe)
-
-
-def run_suite(path: Any, **options: Any) -> Any:
-    """Run a suite file and return its results folder (a ``pathlib.Path``).
-
-    Options mirror ``relubench run``: ``profile``, ``workers``, ``executor``,
-    ``scheduler``, ``results``, ``force``, ``overrides`` (list of ``KEY=VALUE``),
-    ``plugins``, ``blocked``, ``progress``.
-    """
-    from harness.run import run_suite as _run
-
-    return _run(path, **options)
 
 
 __all__ = [

@@ -56,13 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", nargs="?", choices=sorted(KIND_ALIASES), help="only this kind")
     _plugin_args(p)
 
-    p = sub.add_parser("show", help="documentation and parameters of a component")
-    p.add_argument("kind", choices=sorted({*KIND_ALIASES, *KIND_ALIASES.values()}))
-    p.add_argument("name")
+    p = sub.add_parser(
+        "show", help="documentation and parameters of a component, or a suite file's contents"
+    )
+    p.add_argument("kind", choices=sorted({*KIND_ALIASES, *KIND_ALIASES.values(), "suite"}))
+    p.add_argument("name", help="a component name, or for 'show suite' a suite file")
+    p.add_argument("--profile", help="show suite: apply [profiles.NAME] of the suite")
     _plugin_args(p)
 
     p = sub.add_parser("run", help="run a suite (resumes by default)")
-    p.add_argument("suite", type=Path)
+    p.add_argument("suite", type=Path, help="a suite file, or a folder: every *.toml in it")
     p.add_argument("--profile", help="apply [profiles.NAME] of the suite")
     p.add_argument("--workers", type=int, help="worker processes (default: number of cores)")
     p.add_argument("--executor", default="processes", help="serial | processes | dask")
@@ -79,13 +82,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a suite value, e.g. --set trials=5 --set problems.d=[10,20]",
     )
+    _only_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _plugin_args(p)
 
     p = sub.add_parser("report", help="figures and a summary from a results folder")
     p.add_argument("results_dir", type=Path)
     p.add_argument("--out", type=Path, help="output folder (default RESULTS_DIR/report)")
+    p.add_argument(
+        "--profile",
+        help="report the rows of this profile (default: the most recent; 'all' mixes them)",
+    )
+    _only_arg(p)
     return parser
+
+
+def _only_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep part of the cells: a component (solver=altmin) or a parameter "
+        "(problem.d=50); repeat a key for either value, different keys must all match",
+    )
 
 
 def _version() -> str:
@@ -130,6 +150,8 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
 def cmd_show(args: argparse.Namespace, out: Console) -> int:
     from harness.plugins import get_registry
 
+    if args.kind == "suite":
+        return cmd_show_suite(args, out)
     registry = get_registry(tuple(args.plugin), tuple(_blocked(args.block)))
     kind = KIND_ALIASES.get(args.kind, args.kind)
     cls = registry.get(kind, args.name)
@@ -153,17 +175,111 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def cmd_show_suite(args: argparse.Namespace, out: Console) -> int:
+    """``relubench show suite FILE``: its cells, profiles and claims, without running."""
+    from harness import run
+    from harness.suite import result_columns
+
+    registry, suite, cells, dropped = run.prepare(
+        args.name, profile=args.profile, plugins=args.plugin, blocked=_blocked(args.block)
+    )
+    out.print(f"[bold]suite {suite.name}[/bold]: {escape(suite.title)}  ({suite.path})")
+    if suite.source:
+        out.print(f"source: {escape(suite.source)}", highlight=False)
+    out.print(
+        f"profile {suite.profile or '- (none given)'}: {len(cells)} cells x {suite.trials} "
+        f"trials = {len(cells) * suite.trials} trials, seed {suite.seed}, {suite.dtype}, "
+        f"{len(dropped)} incompatible combinations dropped",
+        highlight=False,
+    )
+    out.print()
+    profiles = suite.raw.get("profiles", {})
+    if profiles:
+        table = Table(title="profiles", title_justify="left", show_edge=False)
+        table.add_column("name", no_wrap=True)
+        table.add_column("overrides")
+        for pname, body in profiles.items():
+            table.add_row(pname, escape(_toml_inline(body)))
+        out.print(table)
+    else:
+        out.print("profiles: none (run as written)")
+    out.print()
+    table = Table(title="cells", title_justify="left", show_edge=False)
+    table.add_column("cell")
+    table.add_column("cell_id", no_wrap=True)
+    for c in cells:
+        table.add_row(escape(c.label), c.cell_id)
+    out.print(table)
+    out.print()
+    claims = suite.expectations
+    if claims:
+        table = Table(title="claims ([[expect]])", title_justify="left", show_edge=False)
+        for col in ("key", "claim", "checked under this profile"):
+            table.add_column(col)
+        for e in claims:
+            table.add_row(e.key, escape(e.label), "yes" if e.applies(suite.profile) else "no")
+        out.print(table)
+    else:
+        out.print("claims: none")
+    columns = result_columns(suite.entries, suite.metrics)
+    out.print()
+    out.print(
+        "columns for [[expect]] and --only: " + ", ".join(columns), highlight=False, markup=False
+    )
+    return 0
+
+
+def _toml_inline(body: object, prefix: str = "") -> str:
+    if isinstance(body, dict) and not ({"start", "stop"} <= set(body)):
+        return ", ".join(_toml_inline(v, f"{prefix}{k}.") for k, v in body.items())
+    return f"{prefix.rstrip('.')} = {body!r}"
+
+
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from harness import run
 
     blocked = _blocked(args.block)
+    run.check_options(
+        executor=args.executor, workers=args.workers, scheduler=args.scheduler, timeout=args.timeout
+    )
+    paths = run.suite_files(args.suite)
+    if len(paths) > 1:  # a folder: every suite checked before the first one runs
+        for path in paths:
+            run.prepare(
+                path,
+                profile=args.profile,
+                overrides=args.overrides,
+                plugins=args.plugin,
+                blocked=blocked,
+                only=args.only,
+            )
+        codes = []
+        for path in paths:
+            out.print(f"[bold]== {escape(str(path))}[/bold]")
+            codes.append(_run_one(args, path, blocked, out, err))
+        failed = [str(p) for p, c in zip(paths, codes) if c]
+        out.print(
+            f"ran {len(paths)} suites of {args.suite}: "
+            + (f"{len(failed)} not ok ({', '.join(failed)})" if failed else "all ok"),
+            highlight=False,
+        )
+        return max(codes)
+    return _run_one(args, paths[0], blocked, out, err)
+
+
+def _run_one(
+    args: argparse.Namespace, path: Path, blocked: list[str], out: Console, err: Console
+) -> int:
+    from harness import run
+
     if args.dry_run:
         registry, suite, cells, dropped = run.prepare(
-            args.suite,
+            path,
             profile=args.profile,
             overrides=args.overrides,
             plugins=args.plugin,
             blocked=blocked,
+            only=args.only,
         )
         return _print_dry_run(out, suite, cells, dropped, args.results)
 
@@ -204,7 +320,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     try:
         report = run.execute(
-            args.suite,
+            path,
             profile=args.profile,
             workers=args.workers,
             executor=args.executor,
@@ -216,11 +332,14 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             blocked=blocked,
             timeout=args.timeout,
             on_progress=on_progress,
+            only=args.only,
         )
     finally:
         if progress is not None:
             progress.stop()
     _print_summary(out, report)
+    _print_rows_used(out, report, args.only)
+    _print_errors(out, report)
     return report.exit_code
 
 
@@ -275,6 +394,51 @@ def _print_summary(out: Console, report) -> None:
     out.print(f"results: {report.results_dir}")
 
 
+def _print_rows_used(out: Console, report, only: Sequence[str]) -> None:
+    """Which rows the summary and the claims used: this run's profile, and what else
+    the folder holds (another profile's rows are never mixed in silently)."""
+    from harness.profiles import label, other_profiles
+
+    runs = report.runs
+    cells = runs["cell_id"].nunique() if runs is not None and not runs.empty else 0
+    text = (
+        f"rows: profile {label(report.suite.profile)}, {cells} cells x "
+        f"{report.suite.trials} trials ({0 if runs is None else len(runs)} rows)"
+    )
+    if only:
+        text += f", --only {' --only '.join(only)}"
+    others = other_profiles(report.results_dir, runs) if runs is not None else {}
+    if others:
+        text += "; not used: " + ", ".join(
+            f"{n} rows of profile {p}" for p, n in sorted(others.items())
+        )
+    out.print(text, highlight=False, markup=False)
+
+
+def _print_errors(out: Console, report) -> None:
+    """The distinct messages of the trials that are not ok, and where to read them all."""
+    from harness.summary import error_groups, read_errors_hint
+
+    groups = error_groups(report.runs, report.cells) if report.runs is not None else []
+    if not groups:
+        return
+    total = sum(g.count for g in groups)
+    out.print(
+        f"not ok: {total} trials, {len(groups)} distinct message{'s' * (len(groups) > 1)}:",
+        highlight=False,
+    )
+    for g in groups[:10]:
+        out.print(f"  {g.count} x {g.status}: {g.message}", highlight=False, markup=False)
+        out.print(f"      e.g. {g.example}", highlight=False, markup=False)
+    if len(groups) > 10:
+        out.print(f"  ... {len(groups) - 10} more messages")
+    out.print(
+        f"every message in full (column 'error' of {report.results_dir / 'runs'}):",
+        highlight=False,
+    )
+    out.print(f"  {read_errors_hint(report.results_dir)}", highlight=False, markup=False)
+
+
 def _cell_text(v: object) -> str:
     if isinstance(v, float):
         return "-" if v != v else f"{v:.3g}"
@@ -285,8 +449,11 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     if not (args.results_dir / "runs").is_dir():
         raise InputError(f"{args.results_dir}: not a results folder (no runs/ inside)")
     from harness.report import build_report
+    from harness.report.data import select_rows
 
-    folder = build_report(args.results_dir, args.out)
+    rows = select_rows(args.results_dir, args.profile, args.only)
+    out.print(rows.note, highlight=False, markup=False)
+    folder = build_report(args.results_dir, args.out, rows=rows)
     out.print(f"report: {folder / 'index.html'}")
     return 0
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import InputError
+from harness.errors import InputError, closest, did_you_mean
 
 AGGREGATES: dict[str, tuple[int, int]] = {
     # name -> (min args, max args)
@@ -187,8 +187,8 @@ class _Validator:
         if name is None or name not in AGGREGATES:
             shown = name if name is not None else ast.unparse(node.func)
             raise _Rejected(
-                f"calls to {shown!r} are not allowed; the only functions are "
-                + ", ".join(AGGREGATES)
+                f"calls to {shown!r} are not allowed{did_you_mean(shown, AGGREGATES)}; "
+                "the only functions are " + ", ".join(AGGREGATES)
             )
         if not self.aggregates_allowed:
             raise _Rejected(
@@ -361,6 +361,45 @@ def parse_expectations(entries: Iterable[Mapping[str, Any]], source: str) -> lis
                 columns=frozenset(check_cols | where_cols | set(by)),
             )
         )
+    return out
+
+
+def check_columns(expectations: Iterable[Expectation], columns: Iterable[str], source: str) -> None:
+    """Every column an expectation names must be one the suite's rows will have.
+
+    ``columns`` are the runs columns of the suite (standard columns, the parameters
+    of its components, ``metric.<name>`` of its metrics). A bare name may also name
+    a metric (``success`` reads ``metric.success``). Raises :class:`InputError`
+    naming the key and the closest valid name, so a typo fails when the suite
+    loads, not after the run.
+    """
+    known = set(columns)
+    bare_metrics = {c.removeprefix("metric.") for c in known if c.startswith("metric.")}
+    for e in expectations:
+        for key, names in _named_columns(e):
+            for name in names:
+                if name in known or ("." not in name and f"metric.{name}" in known):
+                    continue
+                pool = known | bare_metrics if "." not in name else known
+                match = closest(name, pool)
+                hint = f"; did you mean {match!r}?" if match else ""
+                metrics = ", ".join(sorted(bare_metrics)) or "none"
+                raise InputError(
+                    f"{source}: {e.key}.{key}: no column {name!r} in this suite's results"
+                    f"{hint} (metrics: {metrics}; parameters are problem.NAME, "
+                    "initializer.NAME, solver.NAME; see 'relubench show suite FILE')"
+                )
+
+
+def _named_columns(e: Expectation) -> list[tuple[str, list[str]]]:
+    """(key, column names) of each part of an expectation, in the order a reader checks."""
+    out: list[tuple[str, list[str]]] = []
+    for key, tree in (("where", e._where_tree), ("check", e._check_tree)):
+        if tree is not None:
+            validator = _Validator(aggregates_allowed=True)
+            validator.visit(tree)
+            out.append((key, sorted(validator.columns)))
+    out.append(("by", list(e.by)))
     return out
 
 

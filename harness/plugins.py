@@ -10,6 +10,7 @@ module name).
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Iterable, Sequence
@@ -21,7 +22,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.components import KINDS, Component
-from harness.errors import InputError
+from harness.errors import InputError, did_you_mean
 
 ENTRY_POINT_GROUP = "relubench"
 HOOKS = {
@@ -48,7 +49,10 @@ class Registry:
         if name not in table:
             known = ", ".join(sorted(table)) or "none"
             prefix = f"{where}: " if where else ""
-            raise InputError(f"{prefix}unknown {kind} {name!r}; registered {kind}s: {known}")
+            raise InputError(
+                f"{prefix}unknown {kind} {name!r}{did_you_mean(name, table)}; "
+                f"registered {kind}s: {known}"
+            )
         return table[name]
 
     def plugin_of(self, kind: str, name: str) -> str:
@@ -116,14 +120,17 @@ def create_manager(
         pm.set_blocked(name)
     if entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    plugin_names = []
     for spec in plugins:
         name, module = _import_plugin(spec)
+        plugin_names.append(name)
         if pm.is_blocked(name) or pm.is_registered(module):
             continue
         try:
             pm.register(module, name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
             raise InputError(f"--plugin {spec}: {exc}") from exc
+    check_blocked(blocked, [*plugin_names, *(entry_point_names() if entry_points else ())])
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -135,6 +142,23 @@ def create_manager(
             for cls in impl.function() or []:
                 _add(registry, kind, cls, impl.plugin_name)
     return registry
+
+
+def entry_point_names() -> list[str]:
+    """Names of every installed plugin of the ``relubench`` entry-point group (blocked or not)."""
+    return [ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+
+
+def check_blocked(blocked: Iterable[str], known: Iterable[str]) -> None:
+    """An :class:`InputError` for a ``-p no:NAME`` that names no plugin (a typo would
+    otherwise block nothing, silently), with the closest plugin name."""
+    known = sorted(set(known))
+    for name in blocked:
+        if name not in known:
+            raise InputError(
+                f"-p no:{name}: no plugin is named {name!r}{did_you_mean(name, known)}; "
+                f"plugins: {', '.join(known) or 'none'}"
+            )
 
 
 def _add(registry: Registry, kind: str, cls: type[Component], plugin: str) -> None:

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.components import Component
-from harness.errors import InputError
+from harness.errors import InputError, did_you_mean
 from harness.expand import Cell, ComponentSpec, Dropped, component_spec, expand, make_params
-from harness.expect import Expectation, parse_expectations
+from harness.expect import Expectation, check_columns, parse_expectations
 from harness.plugins import Registry
+from harness.rows import METRIC_PREFIX, empty_runs_columns
 
 __all__ = ["Suite", "SuiteEntry", "load_suite"]
 
@@ -175,15 +176,17 @@ def _apply_override(
                     f"suite (it has: {names})"
                 )
         else:
-            targets = []
+            targets, params = [], set()
             for e in entries:
                 cls = registry.components.get(kind, {}).get(str(e.get("name")))
-                if cls is not None and path[1] in {s.name for s in cls.param_specs()}:
+                names = {s.name for s in cls.param_specs()} if cls is not None else set()
+                params |= names
+                if path[1] in names:
                     targets.append(e)
             if not targets:
                 raise InputError(
                     f"{origin}: key {'.'.join(path)!r}: no {kind} of this suite has a "
-                    f"parameter {path[1]!r}"
+                    f"parameter {path[1]!r}{did_you_mean(path[1], params)}"
                 )
         for e in targets:
             e[path[-1]] = value
@@ -229,23 +232,29 @@ def load_suite(
         raise InputError(f"{src}: key 'profiles': each profile must be a table [profiles.NAME]")
     if profile is not None and profile not in profiles:
         known = ", ".join(sorted(profiles)) or "none"
-        raise InputError(f"{src}: unknown profile {profile!r}; profiles in this suite: {known}")
-    # A typo in a profile fails on every load, not only on the day the profile is used.
-    for other in sorted(set(profiles) - {profile}):
-        trial_doc = copy.deepcopy(doc)
-        for p, value in _flatten(profiles[other]):
-            _apply_override(trial_doc, p, value, f"{src} [profiles.{other}]", registry)
-        try:
-            _validate(trial_doc, path, registry, other, tuple(profiles))
-        except InputError as exc:
-            raise InputError(f"{exc} (with [profiles.{other}] applied)") from None
+        raise InputError(
+            f"{src}: unknown profile {profile!r}{did_you_mean(profile, profiles)}; "
+            f"profiles in this suite: {known}"
+        )
+    base = copy.deepcopy(doc)
     if profile is not None:
         for p, value in _flatten(profiles[profile]):
             _apply_override(doc, p, value, f"{src} [profiles.{profile}]", registry)
     for text in overrides:
         p, value = parse_override(text)
         _apply_override(doc, p, value, f"--set {text}", registry)
-    return _validate(doc, path, registry, profile, tuple(profiles))
+    # The suite as asked for first: an error there is not blamed on another profile.
+    suite = _validate(doc, path, registry, profile, tuple(profiles))
+    # A typo in a profile fails on every load, not only on the day the profile is used.
+    for other in sorted(set(profiles) - {profile}):
+        trial_doc = copy.deepcopy(base)
+        for p, value in _flatten(profiles[other]):
+            _apply_override(trial_doc, p, value, f"{src} [profiles.{other}]", registry)
+        try:
+            _validate(trial_doc, path, registry, other, tuple(profiles))
+        except InputError as exc:
+            raise InputError(f"{exc} (with [profiles.{other}] applied)") from None
+    return suite
 
 
 def _validate(
@@ -353,6 +362,7 @@ def _validate(
         )
     # Parsed once, here: a bad expression fails before anything runs.
     expectations = parse_expectations(doc.get("expect", []), src)
+    check_columns(expectations, result_columns(entries, metric_specs), src)
     return Suite(
         path=path,
         name=name,
@@ -373,6 +383,19 @@ def _validate(
         expectations=tuple(expectations),
         raw=doc,
     )
+
+
+def result_columns(entries: dict[str, list[SuiteEntry]], metrics: list[ComponentSpec]) -> list[str]:
+    """The ``runs`` columns a suite's rows will have: the standard columns, every
+    parameter of its components (defaults included), ``metric.<name>`` of its metrics
+    and of the budget axes its solvers declare (stored from ``SolveResult.info``)."""
+    columns = list(empty_runs_columns())
+    for section in entries.values():
+        for entry in section:
+            columns += [f"{entry.kind}.{s.name}" for s in entry.cls.param_specs()]
+            columns += [METRIC_PREFIX + a for a in getattr(entry.cls, "budget_axes", ())]
+    columns += [METRIC_PREFIX + m.name for m in metrics]
+    return list(dict.fromkeys(columns))
 
 
 def _axis(value: Any, where: str) -> list[Any]:

@@ -1,6 +1,10 @@
-"""The compact table ``relubench run`` prints: one line per cell."""
+"""What ``relubench run`` prints after a run: one line per cell, then the distinct
+error messages of the trials that did not finish ``ok``."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -57,3 +61,47 @@ def summary_frame(
         row["median time_s"] = float(g["time_s"].median()) if g is not None else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """Trials that ended with one status and one message (its first line)."""
+
+    status: str
+    message: str
+    count: int
+    example: str
+    """One cell and trial it happened in, e.g. ``boom[one_hidden n=30, gaussian] trial 0``."""
+
+
+def error_groups(runs: pd.DataFrame, cells: list[Cell]) -> list[ErrorGroup]:
+    """The distinct (status, first message line) of the trials that are not ``ok``,
+    most frequent first, each with one example cell."""
+    if runs.empty or "status" not in runs.columns:
+        return []
+    bad = runs[runs["status"] != "ok"]
+    if bad.empty:
+        return []
+    labels = {c.cell_id: c.label for c in cells}
+    first = bad["error"].map(_first_line) if "error" in bad.columns else ""
+    bad = bad.assign(_message=first)
+    out = []
+    for (status, message), g in bad.groupby(["status", "_message"], sort=False):
+        row = g.sort_values(["cell_id", "trial"]).iloc[0]
+        where = labels.get(row["cell_id"], f"cell {row['cell_id']}")
+        out.append(ErrorGroup(str(status), message, len(g), f"{where} trial {int(row['trial'])}"))
+    return sorted(out, key=lambda e: (-e.count, e.status, e.message))
+
+
+def _first_line(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        return "(no message)"
+    return text.strip().splitlines()[0]
+
+
+def read_errors_hint(results_dir: Path) -> str:
+    """The one line that prints every not-ok trial with its full message."""
+    return (
+        f"python -c \"from harness import load_results; r = load_results('{results_dir}'); "
+        "print(r[r.status != 'ok'][['cell_id', 'trial', 'status', 'error']].to_string())\""
+    )

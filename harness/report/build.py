@@ -10,17 +10,19 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import InputError
+from harness.profiles import ALL, DEFAULT
 from harness.report import figures
 from harness.report.boundary import ExponentFit, N50Fit, fit_exponent, fit_n50
 from harness.report.data import (
     Layout,
+    ReportRows,
     build_layout,
     curve_key,
     file_metadata,
     fmt,
     load_declarations,
-    load_runs,
     load_traces,
+    select_rows,
 )
 from harness.report.document import Document
 from harness.report.stats import wilson_interval
@@ -107,22 +109,32 @@ def _metric_cell(values: pd.Series) -> str:
 
 
 def build_report(
-    results_dir: Path, out_dir: Path | None = None, *, n_boot: int = 1000, seed: int = 0
+    results_dir: Path,
+    out_dir: Path | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    profile: str | None = None,
+    only: tuple[str, ...] | list[str] = (),
+    rows: ReportRows | None = None,
 ) -> Path:
     """Write figures (PNG + SVG), ``summary.md``, CSV tables and an offline ``index.html``.
 
     ``results_dir`` is a suite's results folder (holding ``runs/`` and maybe
     ``traces/``); ``out_dir`` defaults to ``results_dir/report``. ``n_boot``
     bootstrap resamples per n50 interval, drawn reproducibly from ``seed``.
-    Returns ``out_dir``.
+    The rows are those of one profile (``profile``, default the most recent; ``all``
+    mixes them) and of the ``only`` terms (``KEY=VALUE``), or ``rows`` already
+    chosen with :func:`~harness.report.data.select_rows`. Returns ``out_dir``.
     """
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
-    runs = load_runs(results_dir)
+    rows = rows if rows is not None else select_rows(results_dir, profile, only)
+    runs = rows.runs
     if runs.empty:
         raise InputError(f"{results_dir / 'runs'}: no rows to report on")
     layout = build_layout(runs, load_declarations(results_dir, runs))
-    traces = load_traces(results_dir)
+    traces = _traces_of(load_traces(results_dir), runs)
     fig_dir = out_dir / "figures"
     out_dir.mkdir(parents=True, exist_ok=True)
     # Figures of an earlier report of this folder would linger beside the new ones.
@@ -133,8 +145,11 @@ def build_report(
     r = layout.runs
     doc = Document(f"relubench report: {layout.suite}")
     meta = file_metadata(results_dir)
+    if rows.profile != ALL:  # the claims of the profile the rows are from
+        meta["relubench.profile"] = "null" if rows.profile == DEFAULT else rows.profile
+    doc.p(rows.note)
     _overview(doc, layout, results_dir)
-    _expectations_section(doc, runs, meta)
+    _expectations_section(doc, runs, meta, covered_only=bool(only) or bool(rows.only))
 
     table = success_table(layout) if layout.has_success else None
     fits = boundary_fits(layout, table, n_boot=n_boot, seed=seed) if table is not None else {}
@@ -171,6 +186,15 @@ def build_report(
     (out_dir / "summary.md").write_text(doc.markdown(), encoding="utf-8")
     (out_dir / "index.html").write_text(doc.html(out_dir), encoding="utf-8")
     return out_dir
+
+
+def _traces_of(traces: pd.DataFrame | None, runs: pd.DataFrame) -> pd.DataFrame | None:
+    """The curves of the trials in ``runs`` only (another profile's trials left out)."""
+    if traces is None:
+        return None
+    keys = pd.MultiIndex.from_frame(runs[["cell_id", "trial"]])
+    kept = traces[pd.MultiIndex.from_frame(traces[["cell_id", "trial"]]).isin(keys)]
+    return kept.reset_index(drop=True) if not kept.empty else None
 
 
 def _overview(doc: Document, layout: Layout, results_dir: Path) -> None:
@@ -212,8 +236,11 @@ def _overview(doc: Document, layout: Layout, results_dir: Path) -> None:
     )
 
 
-def _expectations_section(doc: Document, runs: pd.DataFrame, meta: dict[str, str]) -> None:
-    """The suite's ``[[expect]]`` claims, judged on the stored rows.
+def _expectations_section(
+    doc: Document, runs: pd.DataFrame, meta: dict[str, str], *, covered_only: bool = False
+) -> None:
+    """The suite's ``[[expect]]`` claims, judged on the report's rows. With
+    ``covered_only`` (an ``--only`` selection) a claim about no selected row is skipped.
 
     The suite file is the one the store recorded; a report made elsewhere
     (the file moved, or results copied from another machine) says so and
@@ -239,9 +266,12 @@ def _expectations_section(doc: Document, runs: pd.DataFrame, meta: dict[str, str
     except (InputError, tomllib.TOMLDecodeError, OSError) as exc:
         doc.p(f"Expectations of {suite_file} could not be read: {exc}")
         return
-    rows = []
+    rows, skipped = [], 0
     for e in expectations:
         if not e.applies(profile):
+            continue
+        if covered_only and _selects_nothing(e, runs):
+            skipped += 1
             continue
         for o in e.evaluate(runs):
             group = " ".join(f"{k}={fmt(v)}" for k, v in o.group.items())
@@ -255,10 +285,18 @@ def _expectations_section(doc: Document, runs: pd.DataFrame, meta: dict[str, str
         return
     held = sum(r[0] == "held" for r in rows)
     doc.p(
-        f"The claims of {suite_file} (profile {profile or 'default'}) on all stored rows: "
-        f"{held} of {len(rows)} held."
+        f"The claims of {suite_file} (profile {profile or 'default'}) on the rows named "
+        f"above: {held} of {len(rows)} held"
+        + (f"; {skipped} claims about cells --only left out not judged." if skipped else ".")
     )
     doc.table(["verdict", "claim", "group", "measured", "rows"], rows)
+
+
+def _selects_nothing(claim, runs: pd.DataFrame) -> bool:
+    try:
+        return claim.select(runs).empty
+    except ValueError:  # a filter that does not evaluate is reported by evaluate()
+        return False
 
 
 def _environment(doc: Document, meta: dict[str, str]) -> None:

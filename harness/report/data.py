@@ -290,3 +290,34 @@ def build_layout(runs: pd.DataFrame, declarations: Declarations | None = None) -
 
 def _names(columns: list[str]) -> list[str]:
     return [c.removeprefix("metric.") for c in columns]
+
+
+@dataclass
+class ReportRows:
+    """The rows a report is built from, and the line that says which they are."""
+
+    runs: pd.DataFrame
+    profile: str
+    note: str
+    only: tuple[str, ...] = ()
+
+
+def select_rows(
+    results_dir: Path, profile: str | None = None, only: tuple[str, ...] | list[str] = ()
+) -> ReportRows:
+    """The rows of one profile (default: the most recent; ``all``: every row), then
+    of the ``--only`` terms (:mod:`harness.selection`). Scales are never mixed
+    silently: the note names the profile used and what was left out."""
+    from harness.profiles import profile_rows
+    from harness.selection import Selection
+
+    if not (results_dir / "runs").is_dir():
+        load_runs(results_dir)  # raises the error that names what to give instead
+    chosen = profile_rows(results_dir, profile)
+    note = chosen.describe()
+    runs = chosen.runs
+    selection = Selection.parse(only)
+    if selection and not runs.empty:
+        runs = selection.rows(runs, where=f"{results_dir} (profile {chosen.profile})")
+        note += f"; --only {selection.describe()}: {len(runs)} rows"
+    return ReportRows(runs, chosen.profile, note, tuple(only))

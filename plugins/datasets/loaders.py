@@ -145,11 +145,34 @@ def _stamp(path: Path) -> tuple[str, int, int]:
     return (str(path), st.st_mtime_ns, st.st_size)
 
 
+def missing_idx_files(folder: str | Path) -> str | None:
+    """Why ``folder`` cannot give :func:`mnist_idx` its four files, or None when it can.
+    Cheap (no file is read): problems call it when a suite is loaded, before any run."""
+    root = Path(folder).expanduser().resolve()
+    if not root.is_dir():
+        return f"folder '{root}' does not exist (path = {str(folder)!r})"
+    try:
+        for stem in IDX_FILES.values():
+            _find(root, stem)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def missing_csv_file(path: str | Path) -> str | None:
+    """Why :func:`csv_table` cannot read ``path``, or None when the file is there."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        return f"file '{p.name}' not found in folder '{p.parent}' (path = {str(path)!r})"
+    return None
+
+
 def mnist_idx(folder: str | Path) -> RawData:
     """The four standard IDX files of MNIST (or KMNIST, Fashion-MNIST) in ``folder``."""
     root = Path(folder).expanduser().resolve()
-    if not root.is_dir():
-        raise InputError(f"mnist_idx: folder '{root}' does not exist (path = {str(folder)!r})")
+    why = missing_idx_files(folder)
+    if why:
+        raise InputError(f"mnist_idx: {why}")
     paths = {key: _find(root, stem) for key, stem in IDX_FILES.items()}
     return _mnist_idx_cached(tuple(_stamp(paths[k]) for k in IDX_FILES))
 
@@ -183,10 +206,9 @@ def _mnist_idx_cached(stamps: tuple[tuple[str, int, int], ...]) -> RawData:
 def csv_table(path: str | Path, target: str, task: str, delimiter: str = ",") -> RawData:
     """A table with a header row: ``target`` is the label column, every other column a feature."""
     p = Path(path).expanduser().resolve()
-    if not p.is_file():
-        raise InputError(
-            f"csv: file '{p.name}' not found in folder '{p.parent}' (path = {str(path)!r})"
-        )
+    why = missing_csv_file(path)
+    if why:
+        raise InputError(f"csv: {why}")
     return _csv_cached(_stamp(p), target, task, delimiter)
 
 

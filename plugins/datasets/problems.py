@@ -249,6 +249,10 @@ class MnistIdx(DatasetProblem):
     def check_params(cls, params: MnistIdxParams) -> tuple[str, str] | None:
         if not params.path:
             return ("path", "name the folder that holds the IDX files")
+        # Missing data is bad input: found when the suite is expanded, before any trial runs.
+        missing = loaders.missing_idx_files(params.path)
+        if missing:
+            return ("path", missing)
         return super().check_params(params)
 
     def raw(self) -> RawData:
@@ -274,6 +278,9 @@ class Csv(DatasetProblem):
     def check_params(cls, params: CsvParams) -> tuple[str, str] | None:
         if not params.path:
             return ("path", "name the CSV file")
+        missing = loaders.missing_csv_file(params.path)
+        if missing:
+            return ("path", missing)
         return super().check_params(params)
 
     def raw(self) -> RawData:

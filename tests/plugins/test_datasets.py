@@ -16,6 +16,7 @@ from harness.components import ParameterError
 from plugins.common.metrics import TestError
 from plugins.common.mlp import Glorot, MLPModel, generalized_relu, parse_hidden
 from plugins.dante.dante import Dante
+from plugins.datasets import loaders
 from plugins.datasets.loaders import read_idx
 from plugins.datasets.metrics import SvmProbe, TestAccuracy
 from plugins.datasets.problems import Csv, Diabetes, Digits, Mnist5k, MnistIdx
@@ -106,10 +107,43 @@ def test_mnist_idx_missing_file_names_file_and_folder(tmp_path):
     folder = tmp_path / "kmnist"
     write_mnist_folder(folder, True, np.random.default_rng(2))
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(InputError) as err:
-        sample(MnistIdx, path=str(folder))
-    assert "t10k-labels-idx1-ubyte" in str(err.value)
+    # Found when the parameters are checked (suite expansion), before anything runs ...
+    with pytest.raises(ParameterError) as err:
+        MnistIdx.make_params({"path": str(folder)})
+    assert err.value.key == "path" and "t10k-labels-idx1-ubyte" in str(err.value)
     assert str(folder.resolve()) in str(err.value)
+    # ... and by the loader too, should the files go away after the suite loaded.
+    with pytest.raises(InputError, match="t10k-labels-idx1-ubyte"):
+        loaders.mnist_idx(folder)
+
+
+def test_missing_data_folder_is_bad_input_before_the_run(tmp_path, write_suite, capsys):
+    from harness.cli import main
+
+    missing = tmp_path / "no-such-mnist"
+    path = write_suite(
+        f"""
+        [suite]
+        name = "missing-data"
+        trials = 1
+        [[problems]]
+        name = "mnist_idx"
+        path = "{missing}"
+        hidden = "4"
+        [[initializers]]
+        name = "glorot"
+        [[solvers]]
+        name = "backprop"
+        epochs = 1
+        [metrics]
+        names = ["test_accuracy"]
+        """
+    )
+    results = tmp_path / "r"
+    assert main(["run", str(path), "--results", str(results), "--executor", "serial"]) == 2
+    err = capsys.readouterr().err
+    assert "problems[0].path" in err and f"folder '{missing}' does not exist" in err
+    assert not results.exists()  # nothing ran, nothing was written
 
 
 # --------------------------------------------------------------------------- CSV files
@@ -175,9 +209,11 @@ def test_csv_classification_labels_and_cross_entropy_targets(tmp_path):
 
 def test_csv_errors_name_file_folder_and_column(tmp_path):
     missing = tmp_path / "sub" / "ccpp.csv"
-    with pytest.raises(InputError) as err:
+    with pytest.raises(ParameterError) as err:  # when the suite is expanded
         sample(Csv, path=str(missing))
     assert "ccpp.csv" in str(err.value) and str(missing.parent.resolve()) in str(err.value)
+    with pytest.raises(InputError, match="ccpp.csv"):  # and when the data is read
+        loaders.csv_table(missing, "target", "regression")
     path = tmp_path / "fires.csv"
     path.write_text("x,area\n1,2\n3,4\n5,6\n7,8\n9,10\n")
     with pytest.raises(InputError, match="no target column 'target'; columns: x, area"):
