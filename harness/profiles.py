@@ -14,7 +14,6 @@ owns no rows of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,9 +108,7 @@ def profile_rows(folder: str | Path, profile: str | None = None) -> ProfileRows:
     in_cells = tagged["cell_id"].map(trials)
     keep = in_cells.notna() & (tagged["trial"] < in_cells.fillna(0))
     runs = dedupe_runs(tagged[keep]).drop(columns="profile")
-    other = dedupe_runs(tagged[~keep])
-    used = set(zip(runs["cell_id"], runs["trial"]))
-    other = other[[k not in used for k in zip(other["cell_id"], other["trial"])]]
+    other = _not_in(dedupe_runs(tagged[~keep]), runs)
     left_out = {str(p): int(n) for p, n in other.groupby("profile").size().items()}
     return ProfileRows(runs.reset_index(drop=True), wanted, chosen, left_out)
 
@@ -132,8 +129,13 @@ def other_profiles(folder: str | Path, used: pd.DataFrame) -> dict[str, int]:
     tagged = tagged_rows(folder)
     if tagged.empty:
         return {}
-    other = dedupe_runs(tagged)
-    keys: Iterable[tuple[str, int]] = zip(used["cell_id"], used["trial"]) if not used.empty else ()
-    taken = set(keys)
-    other = other[[k not in taken for k in zip(other["cell_id"], other["trial"])]]
+    other = _not_in(dedupe_runs(tagged), used)
     return {str(p): int(n) for p, n in other.groupby("profile").size().items()}
+
+
+def _not_in(rows: pd.DataFrame, used: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose (cell_id, trial) is not among ``used``'s."""
+    if rows.empty or used.empty:
+        return rows
+    keys = pd.MultiIndex.from_frame(used[["cell_id", "trial"]])
+    return rows[~pd.MultiIndex.from_frame(rows[["cell_id", "trial"]]).isin(keys)]

@@ -83,11 +83,12 @@ def error_groups(runs: pd.DataFrame, cells: list[Cell]) -> list[ErrorGroup]:
     if bad.empty:
         return []
     labels = {c.cell_id: c.label for c in cells}
+    order = {c.cell_id: i for i, c in enumerate(cells)}
     first = bad["error"].map(_first_line) if "error" in bad.columns else ""
-    bad = bad.assign(_message=first)
+    bad = bad.assign(_message=first, _order=bad["cell_id"].map(order).fillna(len(order)))
     out = []
     for (status, message), g in bad.groupby(["status", "_message"], sort=False):
-        row = g.sort_values(["cell_id", "trial"]).iloc[0]
+        row = g.sort_values(["_order", "trial"]).iloc[0]  # the first in suite order
         where = labels.get(row["cell_id"], f"cell {row['cell_id']}")
         out.append(ErrorGroup(str(status), message, len(g), f"{where} trial {int(row['trial'])}"))
     return sorted(out, key=lambda e: (-e.count, e.status, e.message))
