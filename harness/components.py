@@ -30,6 +30,8 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
+from harness.errors import did_you_mean
+
 Weights = dict[str, torch.Tensor]
 """Named weight tensors, each with the trial dimension first."""
 
@@ -193,7 +195,8 @@ class Component:
             allowed = ", ".join(sorted(fields)) or "none"
             raise ParameterError(
                 unknown[0],
-                f"unknown parameter {unknown[0]!r} for {cls.kind} {cls.name!r}; allowed: {allowed}",
+                f"unknown parameter {unknown[0]!r}{did_you_mean(unknown[0], fields)} for "
+                f"{cls.kind} {cls.name!r}; allowed: {allowed}",
             )
         clean = {}
         for key, value in values.items():

@@ -225,7 +225,8 @@ def load_suite(
     unknown = sorted(set(doc) - TOP_KEYS)
     if unknown:
         raise InputError(
-            f"{src}: unknown table {unknown[0]!r}; allowed: {', '.join(sorted(TOP_KEYS))}"
+            f"{src}: unknown table {unknown[0]!r}{did_you_mean(unknown[0], TOP_KEYS)}; "
+            f"allowed: {', '.join(sorted(TOP_KEYS))}"
         )
     profiles = doc.get("profiles", {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
@@ -267,7 +268,8 @@ def _validate(
     for key, value in meta.items():
         if key not in SUITE_KEYS:
             raise InputError(
-                f"{src}: unknown key 'suite.{key}'; allowed: {', '.join(sorted(SUITE_KEYS))}"
+                f"{src}: unknown key 'suite.{key}'{did_you_mean(key, SUITE_KEYS)}; "
+                f"allowed: {', '.join(sorted(SUITE_KEYS))}"
             )
         want = SUITE_KEYS[key]
         ok = isinstance(value, want) and not isinstance(value, bool)

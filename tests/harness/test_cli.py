@@ -274,6 +274,12 @@ def test_messages_suggest_the_closest_valid_name(write_suite, probe_plugin, tmp_
     args = ["run", str(path), "--dry-run", "--set", "problems.kk=3"]
     assert run(args, probe_plugin, tmp_path) == 2
     assert "parameter 'kk' (did you mean 'k'?)" in capsys.readouterr().err
+    path = write_suite(SUITE.replace("trials = 3", "trial = 3").replace("k = 2", "kk = 2"))
+    assert run(["run", str(path), "--dry-run"], probe_plugin, tmp_path) == 2
+    assert "unknown key 'suite.trial' (did you mean 'trials'?)" in capsys.readouterr().err
+    path = write_suite(SUITE.replace("k = 2", "kk = 2"))
+    assert run(["run", str(path), "--dry-run"], probe_plugin, tmp_path) == 2
+    assert "unknown parameter 'kk' (did you mean 'k'?)" in capsys.readouterr().err
 
 
 def test_show_suite_lists_cells_profiles_and_claims(write_suite, probe_plugin, capsys):
@@ -302,15 +308,23 @@ def test_run_suite_has_a_typed_signature():
         harness.run_suite("suites/quickstart.toml", progres=True)
 
 
-def test_docs_link_only_to_files_that_exist():
+def test_docs_point_only_at_files_in_the_repository():
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    md_names = {p.name for p in ROOT.rglob("*.md") if ".venv" not in p.parts}
     missing = []
     for page in pages:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):  # [text](target)
             if "://" in target or target.startswith("mailto:"):
                 continue
             if not (page.parent / target).exists():
                 missing.append(f"{page.relative_to(ROOT)} -> {target}")
+        for target in re.findall(r"`(\.\./[^`\s]+)`", text):  # `../elsewhere`
+            if not (page.parent / target).exists():
+                missing.append(f"{page.relative_to(ROOT)} -> {target}")
+        for name in re.findall(r"\b([A-Z][A-Z_-]+\.md)\b", text):  # DESIGN.md, NOTES.md
+            if name not in md_names:
+                missing.append(f"{page.relative_to(ROOT)} -> {name}")
     assert not missing, missing
 
 
