@@ -58,8 +58,11 @@ def tagged_rows(folder: str | Path) -> pd.DataFrame:
 
 def latest(tagged: pd.DataFrame) -> str:
     """The profile of the most recently written row."""
-    newest = tagged.sort_values(["created_at", "run_id"], kind="mergesort").iloc[-1]
-    return str(newest["profile"])
+    # created_at as a time whether stored as ISO text or as a timestamp
+    text = tagged["created_at"].astype(str)
+    when = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    order = tagged.assign(_when=when).sort_values(["_when", "run_id"], kind="mergesort")
+    return str(order["profile"].iloc[-1])
 
 
 @dataclass

@@ -151,7 +151,8 @@ def test_only_with_an_unknown_key_or_value_exits_2(
 def test_smoke_and_full_runs_in_one_folder_are_not_mixed(
     write_suite, probe_plugin, tmp_path, capsys
 ):
-    path = write_suite(SUITE + SMOKE)
+    claim = '\n[[expect]]\ncheck = "count() == 4"\nprofiles = ["smoke"]\n'
+    path = write_suite(SUITE + SMOKE + claim)
     results = tmp_path / "r"
     folder = results / "cli-test"
     assert run(["run", str(path), "--profile", "smoke"], probe_plugin, results) == 0
@@ -177,7 +178,10 @@ def test_smoke_and_full_runs_in_one_folder_are_not_mixed(
     out_dir = tmp_path / "report"
     assert main(["report", str(folder), "--profile", "smoke", "--out", str(out_dir)]) == 0
     assert "rows: profile smoke, 2 cells, 4 rows" in capsys.readouterr().out
-    assert "rows: profile smoke" in (out_dir / "summary.md").read_text()
+    summary = (out_dir / "summary.md").read_text()
+    assert "rows: profile smoke" in summary
+    # the smoke claims, judged on the smoke rows (not those of the newest run's profile)
+    assert "(profile smoke) on the rows named above: 1 of 1 held" in summary
     assert main(["report", str(folder), "--profile", "smok"]) == 2
     assert "did you mean 'smoke'?" in capsys.readouterr().err
 
