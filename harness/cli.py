@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.errors import InputError
+from harness.errors import InputError, did_you_mean
 
 KIND_ALIASES = {
     "problems": "problem",
@@ -243,39 +243,81 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         executor=args.executor, workers=args.workers, scheduler=args.scheduler, timeout=args.timeout
     )
     paths = run.suite_files(args.suite)
-    if len(paths) > 1:  # a folder: every suite checked before the first one runs
-        for path in paths:
-            run.prepare(
-                path,
-                profile=args.profile,
-                overrides=args.overrides,
-                plugins=args.plugin,
-                blocked=blocked,
-                only=args.only,
-            )
-        codes = []
-        for path in paths:
-            out.print(f"[bold]== {escape(str(path))}[/bold]")
-            codes.append(_run_one(args, path, blocked, out, err))
-        failed = [str(p) for p, c in zip(paths, codes) if c]
-        out.print(
-            f"ran {len(paths)} suites of {args.suite}: "
-            + (f"{len(failed)} not ok ({', '.join(failed)})" if failed else "all ok"),
-            highlight=False,
+    if not args.suite.is_dir():
+        return _run_one(args, paths[0], args.profile, blocked, out, err)
+    plan = _plan_folder(args, paths, blocked, out)
+    codes = []
+    for path, profile in plan:
+        out.print(f"[bold]== {escape(str(path))}[/bold] (profile {profile or '- (none)'})")
+        codes.append(_run_one(args, path, profile, blocked, out, err))
+    failed = [str(p) for (p, _), c in zip(plan, codes) if c]
+    out.print(
+        f"ran {len(plan)} suites of {args.suite}: "
+        + (f"{len(failed)} not ok ({', '.join(failed)})" if failed else "all ok"),
+        highlight=False,
+    )
+    return max(codes)
+
+
+def _plan_folder(
+    args: argparse.Namespace, paths: list[Path], blocked: list[str], out: Console
+) -> list[tuple[Path, str | None]]:
+    """Every suite of a folder checked before the first one runs: (file, profile) to run.
+
+    A suite without ``--profile NAME`` runs as written (``quickstart`` has no ``full``),
+    and one that ``--only`` selects nothing of is skipped; each is said. A profile or
+    an ``--only`` that fits no suite of the folder is bad input.
+    """
+    from harness import run
+    from harness.selection import Selection
+    from harness.suite import read_toml
+
+    selection = Selection.parse(args.only)
+    plan: list[tuple[Path, str | None]] = []
+    notes, only_errors, profiles_seen = [], [], set()
+    for path in paths:
+        profiles = read_toml(path).get("profiles", {})
+        profiles_seen |= set(profiles) if isinstance(profiles, dict) else set()
+        profile = args.profile if args.profile in profiles else None
+        if args.profile and profile is None:
+            notes.append(f"{path.name}: no [profiles.{args.profile}], runs as written")
+        _, _, cells, _ = run.prepare(
+            path, profile=profile, overrides=args.overrides, plugins=args.plugin, blocked=blocked
         )
-        return max(codes)
-    return _run_one(args, paths[0], blocked, out, err)
+        try:
+            selection.cells(cells, where=path.name)
+        except InputError as exc:
+            only_errors.append(str(exc))
+            notes.append(f"{path.name}: skipped, --only selects none of its cells")
+            continue
+        plan.append((path, profile))
+    if args.profile and args.profile not in profiles_seen:
+        raise InputError(
+            f"--profile {args.profile}: no suite of {args.suite} has it"
+            f"{did_you_mean(args.profile, profiles_seen)}; "
+            f"profiles: {', '.join(sorted(profiles_seen)) or 'none'}"
+        )
+    if not plan:
+        raise InputError(f"{args.suite}: --only selects no suite's cells: {only_errors[0]}")
+    for note in notes:
+        out.print(note, highlight=False, markup=False)
+    return plan
 
 
 def _run_one(
-    args: argparse.Namespace, path: Path, blocked: list[str], out: Console, err: Console
+    args: argparse.Namespace,
+    path: Path,
+    profile: str | None,
+    blocked: list[str],
+    out: Console,
+    err: Console,
 ) -> int:
     from harness import run
 
     if args.dry_run:
         registry, suite, cells, dropped = run.prepare(
             path,
-            profile=args.profile,
+            profile=profile,
             overrides=args.overrides,
             plugins=args.plugin,
             blocked=blocked,
@@ -321,7 +363,7 @@ def _run_one(
     try:
         report = run.execute(
             path,
-            profile=args.profile,
+            profile=profile,
             workers=args.workers,
             executor=args.executor,
             scheduler=args.scheduler,

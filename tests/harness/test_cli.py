@@ -239,6 +239,24 @@ def test_run_of_a_folder_runs_every_suite_in_it(write_suite, probe_plugin, tmp_p
     assert len(load_results(results / "cli-test-b")) == 6
 
 
+def test_a_folder_run_fits_profile_and_only_to_each_suite(
+    write_suite, probe_plugin, tmp_path, capsys
+):
+    write_suite(SUITE + SMOKE, "a.toml")  # has [profiles.smoke]
+    other = SUITE.replace('"cli-test"', '"cli-test-b"').replace("[1, 2]", "3")
+    write_suite(other, "b.toml")  # has none: runs as written
+    results = tmp_path / "r"
+    args = ["run", str(tmp_path), "--profile", "smoke", "--only", "solver.tag=1"]
+    assert run(args, probe_plugin, results) == 0
+    out = capsys.readouterr().out
+    assert "b.toml: no [profiles.smoke], runs as written" in out
+    assert "b.toml: skipped, --only selects none of its cells" in out
+    assert len(load_results(results / "cli-test")) == 2  # smoke: n=20 x 2 trials, tag=1
+    assert not (results / "cli-test-b").exists()
+    assert run(["run", str(tmp_path), "--dry-run", "--profile", "smok"], probe_plugin, results) == 2
+    assert "no suite of" in capsys.readouterr().err
+
+
 def test_a_bad_suite_in_a_folder_stops_the_folder_before_anything_runs(
     write_suite, probe_plugin, tmp_path, capsys
 ):
