@@ -213,7 +213,7 @@ def cmd_show_suite(args: argparse.Namespace, out: Console) -> int:
     out.print()
     claims = suite.expectations
     if claims:
-        table = Table(title="claims ([[expect]])", title_justify="left", show_edge=False)
+        table = Table(title=escape("claims ([[expect]])"), title_justify="left", show_edge=False)
         for col in ("key", "claim", "checked under this profile"):
             table.add_column(col)
         for e in claims:
@@ -224,7 +224,10 @@ def cmd_show_suite(args: argparse.Namespace, out: Console) -> int:
     columns = result_columns(suite.entries, suite.metrics)
     out.print()
     out.print(
-        "columns for [[expect]] and --only: " + ", ".join(columns), highlight=False, markup=False
+        "columns a claim may name (--only takes the component and parameter ones): "
+        + ", ".join(columns),
+        highlight=False,
+        markup=False,
     )
     return 0
 

@@ -312,7 +312,7 @@ def test_show_suite_lists_cells_profiles_and_claims(write_suite, probe_plugin, c
     assert "suite cli-test" in out and "4 cells x 3 trials = 12 trials" in out
     assert "smoke" in out and "problems.n = [20]" in out
     assert out.count("probe[one_hidden n=") == 4
-    assert "probe runs" in out and "expect[0]" in out
+    assert "claims ([[expect]])" in out and "probe runs" in out and "expect[0]" in out
     assert "problem.n" in out and "metric.param_error" in out  # the columns claims may name
     assert (
         main(["show", "suite", str(path), "--plugin", str(probe_plugin), "--profile", "smoke"]) == 0
