@@ -128,6 +128,22 @@ def test_only_selects_cells_for_dry_run_run_and_report(write_suite, probe_plugin
     assert set(select_rows(folder, only=["problem.n=30"]).runs["problem.n"]) == {30}
 
 
+def test_a_claim_about_cells_only_left_out_is_not_judged(write_suite, probe_plugin, tmp_path):
+    claims = """
+    [[expect]]
+    where = "solver.tag == 2"
+    check = "count() == 6"
+    """
+    path = write_suite(SUITE + claims)
+    results = tmp_path / "r"
+    assert run(["run", str(path), "--only", "solver.tag=1"], probe_plugin, results) == 0
+    assert run(["run", str(path), "--only", "solver.tag=2"], probe_plugin, results) == 0
+    # judged when its cells run, and it can fail there
+    broken = path.read_text().replace("count() == 6", "count() == 5")
+    path.write_text(broken)
+    assert run(["run", str(path), "--only", "solver.tag=2"], probe_plugin, results) == 1
+
+
 @pytest.mark.parametrize(
     ("term", "message"),
     [
