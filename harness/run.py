@@ -105,21 +105,42 @@ def new_run_id() -> str:
 
 
 def judge(
-    claims: Sequence[Expectation], runs: pd.DataFrame, *, covered_only: bool = False
+    claims: Sequence[Expectation],
+    runs: pd.DataFrame,
+    *,
+    covered_only: bool = False,
+    traces: pd.DataFrame | str | Path | None = None,
 ) -> list[Outcome]:
     """Evaluate expectations on stored rows. With ``covered_only``, a claim whose
     ``where`` selects none of ``runs`` is skipped (a per-cell check of another cell's
-    claim); a ``where`` that does not evaluate is reported as a failed outcome."""
+    claim); a ``where`` that does not evaluate is reported as a failed outcome.
+
+    ``traces`` is the long traces table, or the suite's results folder to read it from
+    (:func:`suite_traces`, only when a claim reads trace values)."""
+    if isinstance(traces, (str, Path)):
+        traces = suite_traces(traces, runs) if any(c.needs_traces for c in claims) else None
     outcomes: list[Outcome] = []
     for claim in claims:
         if covered_only:
             try:
-                if claim.select(runs).empty:
+                if claim.select(runs, traces).empty:
                     continue
             except ValueError:
                 pass  # evaluate() reports the bad filter
-        outcomes.extend(claim.evaluate(runs))
+        outcomes.extend(claim.evaluate(runs, traces))
     return outcomes
+
+
+def suite_traces(folder: str | Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """The traces of the ``(cell_id, trial)`` pairs of ``runs``, from ``<folder>/traces``."""
+    from harness.store import load_traces
+
+    traces = load_traces(folder)
+    if traces.empty or runs.empty:
+        return traces
+    keys = set(zip(runs["cell_id"], runs["trial"].astype("int64")))
+    mask = [k in keys for k in zip(traces["cell_id"], traces["trial"].astype("int64"))]
+    return traces[mask].reset_index(drop=True)
 
 
 def plan_units(
@@ -360,7 +381,7 @@ def execute(
             ex.close()
     report.runs = runs = session.rows()
     if check and suite.expectations:
-        report.outcomes = judge(suite.active_expectations, runs)
+        report.outcomes = judge(suite.active_expectations, runs, traces=session.folder)
     report.failed_trials = int((runs["status"] != "ok").sum()) if not runs.empty else 0
     report.wall_s = time.perf_counter() - started
     session.end(report.exit_code)

@@ -134,7 +134,7 @@ def build_report(
     doc = Document(f"relubench report: {layout.suite}")
     meta = file_metadata(results_dir)
     _overview(doc, layout, results_dir)
-    _expectations_section(doc, runs, meta)
+    _expectations_section(doc, runs, meta, traces)
 
     table = success_table(layout) if layout.has_success else None
     fits = boundary_fits(layout, table, n_boot=n_boot, seed=seed) if table is not None else {}
@@ -212,7 +212,9 @@ def _overview(doc: Document, layout: Layout, results_dir: Path) -> None:
     )
 
 
-def _expectations_section(doc: Document, runs: pd.DataFrame, meta: dict[str, str]) -> None:
+def _expectations_section(
+    doc: Document, runs: pd.DataFrame, meta: dict[str, str], traces: pd.DataFrame | None = None
+) -> None:
     """The suite's ``[[expect]]`` claims, judged on the stored rows.
 
     The suite file is the one the store recorded; a report made elsewhere
@@ -243,7 +245,7 @@ def _expectations_section(doc: Document, runs: pd.DataFrame, meta: dict[str, str
     for e in expectations:
         if not e.applies(profile):
             continue
-        for o in e.evaluate(runs):
+        for o in e.evaluate(runs, traces):
             group = " ".join(f"{k}={fmt(v)}" for k, v in o.group.items())
             value = o.value if not isinstance(o.value, float) else f"{o.value:.4g}"
             rows.append([
