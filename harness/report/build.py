@@ -119,6 +119,8 @@ def build_report(
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
     runs = load_runs(results_dir)
+    if "split" in runs.columns:  # tuning trials (split = tune) are not reported results
+        runs = runs[runs["split"].fillna("test") != "tune"].reset_index(drop=True)
     if runs.empty:
         raise InputError(f"{results_dir / 'runs'}: no rows to report on")
     layout = build_layout(runs, load_declarations(results_dir, runs))
@@ -135,6 +137,7 @@ def build_report(
     meta = file_metadata(results_dir)
     _overview(doc, layout, results_dir)
     _expectations_section(doc, runs, meta, traces)
+    _tuning_section(doc, results_dir)
 
     table = success_table(layout) if layout.has_success else None
     fits = boundary_fits(layout, table, n_boot=n_boot, seed=seed) if table is not None else {}
@@ -210,6 +213,30 @@ def _overview(doc: Document, layout: Layout, results_dir: Path) -> None:
         "Success curves count ok, diverged and timeout trials (the last two as failures); "
         "trials with status error are left out of them."
     )
+
+
+def _tuning_section(doc: Document, results_dir: Path) -> None:
+    """What the tuning protocol tuned, over which grid, and what it chose (``tuning.json``)."""
+    path = results_dir / "tuning.json"
+    if not path.is_file():
+        return
+    import json
+
+    from harness.run import TuningChoice, tuning_lines
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        choices = [TuningChoice(**{**c, "scores": [float(x) for x in c["scores"]]}) for c in raw]
+    except (ValueError, TypeError) as exc:
+        doc.p(f"{path} could not be read: {exc}")
+        return
+    doc.h(1, "Tuning")
+    doc.p(
+        "Reported cells use each solver's selected value; tuning trials (split = tune) ran on "
+        "seeds disjoint from the reported trials and are left out of every table and figure."
+    )
+    for line in tuning_lines(choices):
+        doc.p(line.removeprefix("tuned "))
 
 
 def _expectations_section(
