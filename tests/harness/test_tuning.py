@@ -120,3 +120,15 @@ def test_a_tune_axis_needs_the_tuning_table(tmp_path):
     text = text[:start] + text[text.index("[metrics]") :]
     with pytest.raises(InputError, match="no \\[tuning\\] table"):
         prepare(_write(tmp_path, text.replace("tuning.trials = 1\n", "")))
+
+
+def test_the_report_leaves_tuning_rows_out_and_states_the_choices(tmp_path):
+    from harness.report import build_report
+
+    path = _write(tmp_path, SUITE.format(goal="min"))
+    report = execute(path, executor="serial", results=tmp_path / "res")
+    out = build_report(report.results_dir, n_boot=20)
+    summary = (out / "summary.md").read_text()
+    assert "## Tuning" in summary
+    assert "step_size in {1e-05, 0.5} -> 0.5" in summary
+    assert "1e-05" not in summary.split("## Tuning")[0]  # no tuning cell in the tables
