@@ -434,6 +434,12 @@ def _print_summary(out: Console, report) -> None:
         f"({report.trials_skipped} already stored), {report.failed_trials} not ok, "
         f"{report.wall_s:.1f} s"
     )
+    if report.tuning:  # the tuning protocol: what was tuned, over which grid, what was chosen
+        from harness.run import tuning_lines
+
+        out.print(f"tuning: {report.tuning_trials_run} tuning trials run (split = tune)")
+        for line in tuning_lines(report.tuning):
+            out.print(escape(line))
     if report.dropped:
         out.print(f"dropped {len(report.dropped)} incompatible combinations (see --dry-run)")
     out.print(f"results: {report.results_dir}")

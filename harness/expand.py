@@ -68,6 +68,10 @@ class Cell:
     seed: int
     cell_id: str
     varying: tuple[str, ...] = ()
+    split: str = "test"
+    """``test`` (a reported cell) or ``tune`` (a tuning trial of a tuning axis value)."""
+    tuned: tuple[str, ...] = ()
+    """The solver parameters that are tuning axes (``{ tune = [...] }``) in the suite."""
 
     @property
     def label(self) -> str:
@@ -119,8 +123,26 @@ def component_spec(cls: type[Component], params: Any, registry: Registry) -> Com
     return ComponentSpec(cls.kind, cls.name, items, version)
 
 
-def expand(suite: Suite, registry: Registry) -> tuple[list[Cell], list[Dropped]]:
-    """Cross product of problems x initializers x solvers; incompatible combinations dropped."""
+def tuning_key(problem: ComponentSpec, initializer: ComponentSpec, solver: ComponentSpec,
+               tuned: tuple[str, ...]) -> str:  # fmt: skip
+    """What one tuning selection is for: a reported cell without its tuned parameters."""
+    fixed = [(k, v) for k, v in solver.params if k not in tuned]
+    return json.dumps(
+        [problem.key(), initializer.key(), solver.name, _jsonable(tuple(fixed))], sort_keys=True
+    )
+
+
+def expand(
+    suite: Suite, registry: Registry, selected: dict[str, dict[str, Any]] | None = None
+) -> tuple[list[Cell], list[Dropped]]:
+    """Cross product of problems x initializers x solvers; incompatible combinations dropped.
+
+    A suite with tuning axes (``{ tune = [...] }``) expands, without ``selected``, to its
+    tuning cells: every tuning value, ``suite.tuning.trials`` trials, the tuning seed
+    (:func:`harness.seeds.tuning_seed`), ``split = "tune"``. With ``selected`` (tuning key
+    -> {parameter: chosen value}, see :func:`tuning_key`) it expands to the reported
+    cells, each keeping only its selected values.
+    """
     src = str(suite.path)
     built = {
         section: [
@@ -130,6 +152,19 @@ def expand(suite: Suite, registry: Registry) -> tuple[list[Cell], list[Dropped]]
         ]
         for section in ("problems", "initializers", "solvers")
     }
+    tuned_of = {
+        id(spec): entry.tuned
+        for entry, (_, spec) in zip(
+            [e for e in suite.entries["solvers"] for _ in _grid_params(e, src)],
+            built["solvers"],
+        )
+    }
+    tuning = suite.tuning if any(tuned_of.values()) else None
+    split, seed, trials = "test", suite.seed, suite.trials
+    if tuning is not None and selected is None:
+        from harness.seeds import tuning_seed
+
+        split, seed, trials = "tune", tuning_seed(suite.seed), tuning.trials
     varying = _varying(suite, built)
 
     cells: list[Cell] = []
@@ -142,7 +177,15 @@ def expand(suite: Suite, registry: Registry) -> tuple[list[Cell], list[Dropped]]
         if reason:
             dropped.append(Dropped(pspec.label(), ispec.label(), sspec.label(), reason))
             continue
-        cell_id = _cell_id(suite, pspec, ispec, sspec)
+        tuned = tuned_of[id(sspec)]
+        if split == "tune" and not tuned:
+            continue  # a solver without tuning axes has nothing to tune
+        if tuned and selected is not None:
+            chosen = selected.get(tuning_key(pspec, ispec, sspec, tuned))
+            params = sspec.param_dict
+            if chosen is None or any(params[k] != chosen[k] for k in tuned):
+                continue
+        cell_id = _cell_id(suite, pspec, ispec, sspec, seed=seed)
         if cell_id in seen:
             continue
         seen.add(cell_id)
@@ -153,10 +196,12 @@ def expand(suite: Suite, registry: Registry) -> tuple[list[Cell], list[Dropped]]
                 initializer=ispec,
                 solver=sspec,
                 metrics=tuple(suite.metrics),
-                trials=suite.trials,
-                seed=suite.seed,
+                trials=trials,
+                seed=seed,
                 cell_id=cell_id,
                 varying=varying,
+                split=split,
+                tuned=tuned,
             )
         )
     if not cells:
@@ -208,14 +253,14 @@ def _incompatible(prob: Component, init: Component, solv: Component) -> str | No
     return solv.skip(prob, init)
 
 
-def _cell_id(suite: Suite, *specs: ComponentSpec) -> str:
+def _cell_id(suite: Suite, *specs: ComponentSpec, seed: int | None = None) -> str:
     """Stable across processes and machines: names, parameters, source versions, seed, dtype,
     metrics and trace settings. Not the trial count, so more trials extend a cell."""
     payload = {
         "components": [[s.kind, s.name, _jsonable(s.params), s.version] for s in specs],
         "metrics": [[m.name, _jsonable(m.params), m.version] for m in suite.metrics],
         "trace": [list(suite.trace), suite.trace_every],
-        "seed": suite.seed,
+        "seed": suite.seed if seed is None else seed,
         "dtype": suite.dtype,
     }
     blob = json.dumps(payload, sort_keys=True, default=str)

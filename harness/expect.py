@@ -18,6 +18,18 @@ suite is loaded; nothing is ever passed to ``eval``. Allowed:
 * the aggregates ``mean(x)``, ``median(x)``, ``min(x)``, ``max(x)``,
   ``quantile(x, q)`` and ``count()`` / ``count(condition)`` in ``check``.
 
+* trace values of each trial (read from the suite's ``traces`` table; the
+  metric must be listed in ``[metrics] trace``): ``at(m, x)`` the value of
+  trace ``m`` at the last traced point with iteration <= x; ``first_below(m,
+  level)`` / ``first_above(m, level)`` the first iteration with ``m <= level``
+  (``>= level``), ``inf`` if never; ``auc(m, x)`` the area under ``m`` from
+  the first traced point to iteration x (trapezoids over the traced points).
+  A third argument names another axis instead of the iteration: ``time_s`` or
+  a budget axis the solver traces (``at(train_loss, 5e7, weights_updated)``).
+  ``m`` and the axis are bare names, ``x`` and ``level`` number literals. A
+  trace value is a per-trial value like a column: aggregate it in ``check``
+  (``median(first_below(rel_error_sq, 1e-4)) <= 100``) or filter on it.
+
 ``where`` is evaluated row by row (vectorised with pandas) and may not
 aggregate. ``check`` is evaluated once per group; outside an aggregate it may
 only read a column that is constant in the group (a ``by`` column, say).
@@ -48,14 +60,25 @@ AGGREGATES: dict[str, tuple[int, int]] = {
     "quantile": (2, 2),
     "count": (0, 1),
 }
-ENTRY_KEYS = ("check", "where", "by", "name", "profiles")
+TRACE_FUNCTIONS: dict[str, tuple[int, int]] = {
+    # name -> (min args, max args): (metric, number[, axis])
+    "at": (2, 3),
+    "first_below": (2, 3),
+    "first_above": (2, 3),
+    "auc": (2, 3),
+}
+ENTRY_KEYS = ("check", "where", "by", "name", "profiles", "origin")
+ORIGINS = ("paper", "addition")
+"""``origin`` of a claim: stated by the paper (default) or our addition beyond it."""
 MAX_EXPRESSION_CHARS = 2000
 
 ALLOWED_TEXT = (
     "allowed: column names (problem.n, solver, success -> metric.success), numbers, "
     "strings, True/False, + - * / // % **, comparisons (== != < <= > >=, chained, "
     "in/not in a literal list), and/or/not, and the aggregates mean(x), median(x), "
-    "min(x), max(x), quantile(x, q), count()"
+    "min(x), max(x), quantile(x, q), count(), and the trace values at(m, x), "
+    "first_below(m, level), first_above(m, level), auc(m, x) (optional third argument: the "
+    "axis, e.g. weights_updated)"
 )
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
@@ -119,6 +142,7 @@ class _Validator:
     def __init__(self, *, aggregates_allowed: bool) -> None:
         self.aggregates_allowed = aggregates_allowed
         self.columns: set[str] = set()
+        self.trace_calls: list[TraceCall] = []
 
     def visit(self, node: ast.AST, *, in_aggregate: bool = False) -> None:
         if isinstance(node, ast.BoolOp):
@@ -184,11 +208,17 @@ class _Validator:
 
     def _call(self, node: ast.Call, *, in_aggregate: bool) -> None:
         name = _column_of(node.func)
+        if name in TRACE_FUNCTIONS:
+            call = _trace_call(node, name)
+            self.trace_calls.append(call)
+            self.columns.add(call.text)
+            return
         if name is None or name not in AGGREGATES:
             shown = name if name is not None else ast.unparse(node.func)
             raise _Rejected(
-                f"calls to {shown!r} are not allowed{did_you_mean(shown, AGGREGATES)}; "
-                "the only functions are " + ", ".join(AGGREGATES)
+                f"calls to {shown!r} are not allowed"
+                f"{did_you_mean(shown, [*AGGREGATES, *TRACE_FUNCTIONS])}; the only functions are "
+                + ", ".join([*AGGREGATES, *TRACE_FUNCTIONS])
             )
         if not self.aggregates_allowed:
             raise _Rejected(
@@ -223,6 +253,122 @@ class _Validator:
             self.visit(arg, in_aggregate=True)
 
 
+@dataclass(frozen=True)
+class TraceCall:
+    """One trace value of an expression, e.g. ``first_below(train_loss, 1e-4)``: a
+    per-trial number computed from the ``traces`` table (:func:`trace_values`)."""
+
+    function: str
+    metric: str
+    number: float
+    axis: str = "iteration"
+
+    @property
+    def text(self) -> str:
+        """The call as written (normalised by :func:`ast.unparse`): its column name."""
+        axis = "" if self.axis == "iteration" else f", {self.axis}"
+        return f"{self.function}({self.metric}, {self.number!r}{axis})"
+
+
+def _number(node: ast.AST) -> float | None:
+    """A number literal (``3``, ``1e-4``, ``-0.5``), else None."""
+    sign = 1.0
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        sign = -1.0 if isinstance(node.op, ast.USub) else 1.0
+        node = node.operand
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
+    ):
+        return sign * float(node.value)
+    return None
+
+
+def _trace_call(node: ast.Call, name: str) -> TraceCall:
+    """Validate ``at(m, x[, axis])`` and its kin: bare names and a number literal."""
+    usage = f"{name}(metric, number) or {name}(metric, number, axis)"
+    if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        raise _Rejected(f"{name}() takes plain arguments: {usage}")
+    lo, hi = TRACE_FUNCTIONS[name]
+    if not lo <= len(node.args) <= hi:
+        raise _Rejected(f"wrong number of arguments; use {usage}")
+    metric = node.args[0]
+    if not isinstance(metric, ast.Name) or "__" in metric.id:
+        raise _Rejected(
+            f"{name}() reads a traced metric named by a bare name "
+            f"(e.g. train_loss), not {ast.unparse(metric)!r}"
+        )
+    number = _number(node.args[1])
+    if number is None or not math.isfinite(number):
+        raise _Rejected(
+            f"{name}()'s second argument must be a number literal, "
+            f"not {ast.unparse(node.args[1])!r}"
+        )
+    axis = "iteration"
+    if len(node.args) == 3:
+        arg = node.args[2]
+        if not isinstance(arg, ast.Name) or "__" in arg.id:
+            raise _Rejected(
+                f"{name}()'s axis is a bare name (iteration, time_s or a traced budget axis "
+                f"such as weights_updated), not {ast.unparse(arg)!r}"
+            )
+        axis = arg.id
+    return TraceCall(name, metric.id, number, axis)
+
+
+def trace_values(call: TraceCall, runs: pd.DataFrame, traces: pd.DataFrame) -> pd.Series:
+    """``call`` for every row of ``runs`` (matched on ``cell_id`` and ``trial``), from the
+    long ``traces`` table (columns cell_id, trial, iteration, time_s, metric, value).
+
+    NaN where the trial has no point of the metric (or none up to ``x`` for ``at``);
+    ``inf`` for ``first_below``/``first_above`` that never reach the level.
+    """
+    out = pd.Series(math.nan, index=runs.index, dtype="float64")
+    if runs.empty or traces is None or traces.empty:
+        return out
+    wanted = ["cell_id", "trial", "iteration", "time_s", "value"]
+    series = traces[traces["metric"] == call.metric][wanted]
+    if call.axis == "iteration":
+        series = series.assign(x=series["iteration"].astype("float64"))
+    elif call.axis == "time_s":
+        series = series.assign(x=series["time_s"].astype("float64"))
+    else:
+        axis = traces[traces["metric"] == call.axis][["cell_id", "trial", "iteration", "value"]]
+        axis = axis.rename(columns={"value": "x"})
+        series = series.merge(axis, on=["cell_id", "trial", "iteration"], how="inner")
+    series = series.dropna(subset=["x"]).sort_values(["cell_id", "trial", "x", "iteration"])
+    values: dict[tuple[str, int], float] = {}
+    for (cell_id, trial), group in series.groupby(["cell_id", "trial"], sort=False):
+        x = group["x"].to_numpy(dtype="float64")
+        v = group["value"].to_numpy(dtype="float64")
+        values[(cell_id, int(trial))] = _trace_value(call, x, v)
+    keys = zip(runs["cell_id"], runs["trial"])
+    found = [values.get((c, int(t)), math.nan) if t == t else math.nan for c, t in keys]
+    return pd.Series(found, index=runs.index, dtype="float64")
+
+
+def _trace_value(call: TraceCall, x: np.ndarray, v: np.ndarray) -> float:
+    if call.function == "at":
+        upto = np.nonzero(x <= call.number)[0]
+        return float(v[upto[-1]]) if len(upto) else math.nan
+    if call.function in ("first_below", "first_above"):
+        hit = v <= call.number if call.function == "first_below" else v >= call.number
+        where = np.nonzero(hit)[0]
+        return float(x[where[0]]) if len(where) else math.inf
+    # auc: trapezoids over the points up to x, the curve cut at x by linear interpolation
+    keep = x <= call.number
+    xs, vs = x[keep], v[keep]
+    if len(xs) == 0:
+        return math.nan
+    if len(xs) < len(x) and xs[-1] < call.number:
+        nxt = len(xs)
+        frac = (call.number - xs[-1]) / (x[nxt] - xs[-1])
+        xs = np.append(xs, call.number)
+        vs = np.append(vs, vs[-1] + frac * (v[nxt] - vs[-1]))
+    return float(np.sum((xs[1:] - xs[:-1]) * (vs[1:] + vs[:-1]) / 2.0))
+
+
 def _describe_node(node: ast.AST) -> str:
     kinds = {
         ast.Subscript: "subscripts (x[...])",
@@ -249,7 +395,7 @@ def _describe_node(node: ast.AST) -> str:
 
 def _compile(
     text: Any, *, source: str, key: str, aggregates_allowed: bool, must_be_boolean: bool
-) -> tuple[ast.expr, frozenset[str]]:
+) -> tuple[ast.expr, frozenset[str], tuple[TraceCall, ...]]:
     """Parse and validate one expression; errors name the file and key."""
 
     def fail(why: str) -> InputError:
@@ -283,7 +429,7 @@ def _compile(
             f"{source}: {key}: must be a condition (a comparison such as "
             f"mean(success) >= 0.95), not {text!r}"
         )
-    return body, frozenset(validator.columns)
+    return body, frozenset(validator.columns), tuple(validator.trace_calls)
 
 
 def _string_list(value: Any, *, source: str, key: str) -> tuple[str, ...]:
@@ -321,7 +467,7 @@ def parse_expectations(entries: Iterable[Mapping[str, Any]], source: str) -> lis
             raise InputError(
                 f'{source}: {key}.check: missing (e.g. check = "mean(success) >= 0.9")'
             )
-        check_tree, check_cols = _compile(
+        check_tree, check_cols, check_traces = _compile(
             entry["check"],
             source=source,
             key=f"{key}.check",
@@ -331,8 +477,9 @@ def parse_expectations(entries: Iterable[Mapping[str, Any]], source: str) -> lis
         where = entry.get("where")
         where_tree: ast.expr | None = None
         where_cols: frozenset[str] = frozenset()
+        where_traces: tuple[TraceCall, ...] = ()
         if where is not None:
-            where_tree, where_cols = _compile(
+            where_tree, where_cols, where_traces = _compile(
                 where,
                 source=source,
                 key=f"{key}.where",
@@ -347,6 +494,12 @@ def parse_expectations(entries: Iterable[Mapping[str, Any]], source: str) -> lis
         name = entry.get("name")
         if name is not None and not isinstance(name, str):
             raise InputError(f"{source}: {key}.name: must be a string, got {name!r}")
+        origin = entry.get("origin", "paper")
+        if origin not in ORIGINS:
+            raise InputError(
+                f"{source}: {key}.origin: {origin!r}; allowed: {', '.join(ORIGINS)} "
+                "(a claim the paper states, or our addition beyond it)"
+            )
         out.append(
             Expectation(
                 index=i,
@@ -359,6 +512,8 @@ def parse_expectations(entries: Iterable[Mapping[str, Any]], source: str) -> lis
                 _check_tree=check_tree,
                 _where_tree=where_tree,
                 columns=frozenset(check_cols | where_cols | set(by)),
+                origin=origin,
+                trace_calls=tuple(dict.fromkeys(where_traces + check_traces)),
             )
         )
     return out
@@ -459,19 +614,36 @@ def _eval(node: ast.expr, scope: _Scope, *, rowwise: bool) -> Any:
     """Evaluate a validated node: row-wise to a Series, or per group to a scalar."""
     if isinstance(node, ast.Constant):
         return node.value
+    if isinstance(node, ast.Call) and _column_of(node.func) in TRACE_FUNCTIONS:
+        call = _trace_call(node, _column_of(node.func) or "")
+        if call.text not in scope.frame.columns:
+            raise _EvalError(
+                f"{ast.unparse(node)} needs the suite's traces table (none was given to judge)"
+            )
+        return _read_column(call.text, scope, rowwise=rowwise)
     if isinstance(node, (ast.Name, ast.Attribute)):
         column = _resolve(_column_of(node) or "", scope.frame)
-        series = scope.frame[column]
-        if rowwise:
-            return series
-        values = series.unique()
-        if len(values) != 1:
-            raise _EvalError(
-                f"column {column} takes {len(values)} values in this group; "
-                f"aggregate it (mean({column}), ...) or add it to `by`"
-            )
-        value = values[0]
-        return value.item() if isinstance(value, np.generic) else value
+        return _read_column(column, scope, rowwise=rowwise)
+    return _eval_operator(node, scope, rowwise=rowwise)
+
+
+def _read_column(column: str, scope: _Scope, *, rowwise: bool) -> Any:
+    """A column: the Series row-wise, else its one value in the group."""
+    series = scope.frame[column]
+    if rowwise:
+        return series
+    values = series.unique()
+    if len(values) != 1:
+        raise _EvalError(
+            f"column {column} takes {len(values)} values in this group; "
+            f"aggregate it (mean({column}), ...) or add it to `by`"
+        )
+    value = values[0]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _eval_operator(node: ast.expr, scope: _Scope, *, rowwise: bool) -> Any:
+    """Operators, comparisons and aggregates (constants and columns: :func:`_eval`)."""
     if isinstance(node, ast.UnaryOp):
         operand = _eval(node.operand, scope, rowwise=rowwise)
         if isinstance(node.op, ast.Not):
@@ -609,6 +781,10 @@ class Expectation:
     name: str | None = None
     profiles: tuple[str, ...] = ()
     columns: frozenset[str] = frozenset()
+    origin: str = "paper"
+    """``paper`` (the paper states the claim) or ``addition`` (ours, beyond the paper)."""
+    trace_calls: tuple[TraceCall, ...] = ()
+    """The trace values the expressions read (:func:`trace_values`); empty: no traces needed."""
     _check_tree: ast.expr | None = field(default=None, repr=False, compare=False)
     _where_tree: ast.expr | None = field(default=None, repr=False, compare=False)
 
@@ -620,27 +796,44 @@ class Expectation:
     @property
     def label(self) -> str:
         """One line naming the claim: its name if given, else the check and filter."""
+        suffix = " (addition)" if self.origin == "addition" else ""
         if self.name:
-            return self.name
+            return self.name + suffix
         text = self.check
         if self.where:
             text += f" where {self.where}"
         if self.by:
             text += f" by {', '.join(self.by)}"
-        return text
+        return text + suffix
+
+    @property
+    def needs_traces(self) -> bool:
+        """Whether the claim reads trace values (judge it with the traces table)."""
+        return bool(self.trace_calls)
+
+    def with_traces(self, runs: pd.DataFrame, traces: pd.DataFrame | None) -> pd.DataFrame:
+        """``runs`` with one column per trace value the claim reads (named by the call), from
+        the long ``traces`` table; ``runs`` unchanged when the claim reads none or no
+        traces are given (then evaluating a trace value fails with a message)."""
+        if not self.trace_calls or traces is None:
+            return runs
+        new = {c.text: trace_values(c, runs, traces) for c in self.trace_calls}
+        return runs.assign(**new)
 
     def applies(self, profile: str | None) -> bool:
         """Whether this claim is checked under ``profile`` (``profiles = [...]`` restricts it)."""
         return not self.profiles or profile in self.profiles
 
-    def select(self, runs: pd.DataFrame) -> pd.DataFrame:
-        """The rows ``where`` keeps (all rows without ``where``).
+    def select(self, runs: pd.DataFrame, traces: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The rows ``where`` keeps (all rows without ``where``); ``traces`` as in
+        :meth:`evaluate`.
 
         Raises :class:`ValueError` when the filter cannot be evaluated on these
         columns (a column the results do not have, a non-boolean column).
         """
         if self._where_tree is None:
             return runs
+        runs = self.with_traces(runs, traces)
         try:
             mask = _eval(self._where_tree, _Scope(runs), rowwise=True)
             if isinstance(mask, pd.Series):
@@ -650,9 +843,14 @@ class Expectation:
         except _EvalError as exc:
             raise ValueError(f"where {self.where!r}: {exc}") from None
 
-    def evaluate(self, runs: pd.DataFrame) -> list[Outcome]:
-        """Judge the claim on a runs table: one :class:`Outcome` per ``by`` group."""
+    def evaluate(self, runs: pd.DataFrame, traces: pd.DataFrame | None = None) -> list[Outcome]:
+        """Judge the claim on a runs table: one :class:`Outcome` per ``by`` group.
+
+        ``traces`` is the suite's long traces table (:func:`harness.store.load_traces`),
+        needed when the claim reads trace values (:attr:`needs_traces`).
+        """
         assert self._check_tree is not None
+        runs = self.with_traces(runs, traces)
         try:
             rows = self.select(runs)
         except ValueError as exc:
@@ -781,7 +979,10 @@ class Outcome:
 
 
 def evaluate_all(
-    expectations: Iterable[Expectation], runs: pd.DataFrame, profile: str | None = None
+    expectations: Iterable[Expectation],
+    runs: pd.DataFrame,
+    profile: str | None = None,
+    traces: pd.DataFrame | None = None,
 ) -> list[Outcome]:
     """Every outcome of the expectations that apply under ``profile``, in file order."""
-    return [o for e in expectations if e.applies(profile) for o in e.evaluate(runs)]
+    return [o for e in expectations if e.applies(profile) for o in e.evaluate(runs, traces)]

@@ -523,7 +523,7 @@ class CellItem(_RelubenchItem):
         from harness.run import judge
 
         # a claim whose `where` does not cover this cell is another cell's
-        outcomes = judge(ctx.per_cell, rows, covered_only=True)
+        outcomes = judge(ctx.per_cell, rows, covered_only=True, traces=ctx.folder)
         for o in outcomes:
             self.user_properties.append((f"{o.expectation.key}", repr(o.value)))
         self.add_report_section("call", "relubench", "\n".join(o.describe() for o in outcomes))
@@ -564,7 +564,7 @@ class ExpectationItem(_RelubenchItem):
         from harness.run import judge
 
         rows = ctx.rows(ctx.cells)
-        outcomes = judge([exp], rows)
+        outcomes = judge([exp], rows, traces=ctx.folder)
         for o in outcomes:
             self.user_properties.append(
                 (" ".join(f"{k}={v}" for k, v in o.group.items()) or "all", repr(o.value))

@@ -34,6 +34,7 @@ IDENTITY = [
     ("problem", pa.string()),
     ("initializer", pa.string()),
     ("solver", pa.string()),
+    ("split", pa.string()),
 ]
 OUTCOME = [
     ("status", pa.string()),
@@ -57,6 +58,8 @@ TRACES_SCHEMA = pa.schema(
         ("value", pa.float64()),
     ]
 )
+SPLITS = ("test", "tune")
+"""``split`` of a row: a reported trial (``test``) or a tuning trial (``tune``)."""
 STATUSES = ("ok", "diverged", "timeout", "error")
 """Trial statuses, best first (a reader keeps the best row of a trial stored twice)."""
 METRIC_PREFIX = "metric."
@@ -86,6 +89,7 @@ def cell_columns(cell: Cell) -> dict[str, Any]:
         "problem": cell.problem.name,
         "initializer": cell.initializer.name,
         "solver": cell.solver.name,
+        "split": cell.split,
         **param_columns(cell),
     }
 

@@ -53,6 +53,9 @@ class RunReport:
     wall_s: float = 0.0
     runs: Any = None
     """The suite's stored rows after the run (:meth:`Store.suite_rows`)."""
+    tuning: list[TuningChoice] = field(default_factory=list)
+    """What was tuned, over which grid, and what was chosen (empty: nothing tuned)."""
+    tuning_trials_run: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -96,6 +99,184 @@ def suite_files(path: str | Path) -> list[Path]:
     return files
 
 
+# ----------------------------------------------------------------------- tuning
+
+
+@dataclass
+class TuningChoice:
+    """One tuning selection: for a reported cell, the candidate values of its solver's tuning
+    axes, their scores (mean of the tuning metric over the tuning trials) and the choice."""
+
+    solver: str
+    cell: str
+    """The reported cell it is for: problem, initializer and the solver's fixed parameters."""
+    metric: str
+    goal: str
+    trials: int
+    candidates: list[dict[str, Any]]
+    scores: list[float]
+    chosen: dict[str, Any]
+
+    def describe(self) -> str:
+        """One line: ``dante [mnist5k hidden=100]: lr in {0.03, 0.1, 0.3} -> 0.1 (...)``."""
+        names = list(self.chosen)
+        grid = ", ".join(
+            "/".join(f"{c[n]:g}" if isinstance(c[n], float) else str(c[n]) for n in names)
+            for c in self.candidates
+        )
+        chosen = "/".join(str(self.chosen[n]) for n in names)
+        scores = ", ".join(f"{x:.4g}" for x in self.scores)
+        return (
+            f"{self.cell}: {'/'.join(names)} in {{{grid}}} -> {chosen} "
+            f"({self.goal} mean {self.metric} over {self.trials} tuning trials: {scores})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "solver": self.solver,
+            "cell": self.cell,
+            "metric": self.metric,
+            "goal": self.goal,
+            "trials": self.trials,
+            "candidates": self.candidates,
+            "scores": [x if math.isfinite(x) else repr(x) for x in self.scores],
+            "chosen": self.chosen,
+        }
+
+
+def select_tuned(
+    suite: Suite, cells: Sequence[Cell], runs: pd.DataFrame
+) -> tuple[dict[str, dict[str, Any]], list[TuningChoice]]:
+    """Per reported cell, the tuning values with the best mean ``suite.tuning.metric`` over the
+    tuning trials of ``cells`` (their rows in ``runs``).
+
+    A trial that is not ``ok`` or has no value counts as the worst possible score, so a value
+    under which any trial diverged ranks last; ties go to the first value of the grid.
+    Returns the selection for :meth:`Suite.expand` and one :class:`TuningChoice` per cell.
+    """
+    from harness.expand import tuning_key
+
+    assert suite.tuning is not None
+    t = suite.tuning
+    column = f"metric.{t.metric}"
+    worst = math.inf if t.goal == "min" else -math.inf
+    by_cell = {}
+    if not runs.empty:
+        for cell_id, group in runs.groupby("cell_id"):
+            values = group[column].astype("float64") if column in group else None
+            ok = group["status"] == "ok"
+            scores = [
+                v if (k and v == v) else worst
+                for v, k in zip(values if values is not None else [math.nan] * len(group), ok)
+            ]
+            by_cell[cell_id] = sum(scores) / len(scores) if scores else worst
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        key = tuning_key(cell.problem, cell.initializer, cell.solver, cell.tuned)
+        groups.setdefault(key, []).append(cell)
+    selected: dict[str, dict[str, Any]] = {}
+    choices: list[TuningChoice] = []
+    for key, members in groups.items():
+        scores = [float(by_cell.get(c.cell_id, worst)) for c in members]
+        if t.goal == "min":
+            best = min(range(len(members)), key=lambda i: (math.isnan(scores[i]), scores[i]))
+        else:
+            best = max(range(len(members)), key=lambda i: (not math.isnan(scores[i]), scores[i]))
+        # the first of equal scores: min/max return the first extreme in grid order
+        first = members[0]
+        params = [c.solver.param_dict for c in members]
+        chosen = {n: params[best][n] for n in first.tuned}
+        selected[key] = chosen
+        label = _untuned_label(first)
+        choices.append(
+            TuningChoice(
+                solver=first.solver.name,
+                cell=label,
+                metric=t.metric,
+                goal=t.goal,
+                trials=t.trials,
+                candidates=[{n: p[n] for n in first.tuned} for p in params],
+                scores=scores,
+                chosen=chosen,
+            )
+        )
+    return selected, choices
+
+
+def _untuned_label(cell: Cell) -> str:
+    """``dante[mnist5k hidden=100, glorot]``: the cell's label without its tuned parameters."""
+    shown = [
+        f"{spec.name}"
+        + "".join(
+            f" {k}={v}"
+            for k, v in spec.params
+            if f"{spec.kind}.{k}" in cell.varying and not (spec is cell.solver and k in cell.tuned)
+        )
+        for spec in (cell.problem, cell.initializer)
+    ]
+    fixed = [
+        f"{k}={v}"
+        for k, v in cell.solver.params
+        if f"solver.{k}" in cell.varying and k not in cell.tuned
+    ]
+    return f"{cell.solver.name}[{', '.join(shown + fixed)}]"
+
+
+def tune(
+    registry: Registry,
+    suite: Suite,
+    tuning_cells: list[Cell],
+    *,
+    results: str | Path,
+    run_id: str,
+    executor: str,
+    workers: int,
+    scheduler: str | None = None,
+    plugins: Sequence[str] = (),
+    blocked: Sequence[str] = (),
+    timeout_s: float | None = None,
+    force: bool = False,
+) -> tuple[list[Cell], list[Dropped], list[TuningChoice], int]:
+    """Run the tuning cells (stored with ``split = "tune"``), select each reported cell's
+    values (:func:`select_tuned`) and return the reported cells, the dropped combinations,
+    the choices (also written to ``<results>/<suite>/tuning.json``) and the trials run."""
+    import json
+
+    session = RunSession(
+        registry,
+        suite,
+        tuning_cells,
+        results=results,
+        run_id=run_id,
+        executor=executor,
+        workers=workers,
+        plugins=plugins,
+        blocked=blocked,
+        timeout_s=timeout_s,
+        metadata={"split": "tune"},
+    )
+    session.store.ensure()
+    units = session.plan(tuning_cells, set() if force else session.store.completed())
+    ran = 0
+    if units:
+        ex = make_executor(executor, workers, scheduler)
+        try:
+            ran = session.run(units, ex)
+        finally:
+            ex.close()
+    selected, choices = select_tuned(suite, tuning_cells, session.rows())
+    cells, dropped = suite.expand(registry, selected)
+    (session.folder / "tuning.json").write_text(
+        json.dumps([c.to_json() for c in choices], indent=1, default=str) + "\n"
+    )
+    return cells, dropped, choices, ran
+
+
+def tuning_lines(choices: Sequence[TuningChoice]) -> list[str]:
+    """Lines for a run summary: what was tuned, over which grid, what was chosen."""
+    return [f"tuned {c.describe()}" for c in choices]
+
+
 def results_root(results: str | Path, suite: Suite) -> Path:
     """``RESULTS_DIR/<suite name>``; the suite name is validated to stay inside it."""
     root = Path(results).resolve()
@@ -121,21 +302,42 @@ def new_run_id() -> str:
 
 
 def judge(
-    claims: Sequence[Expectation], runs: pd.DataFrame, *, covered_only: bool = False
+    claims: Sequence[Expectation],
+    runs: pd.DataFrame,
+    *,
+    covered_only: bool = False,
+    traces: pd.DataFrame | str | Path | None = None,
 ) -> list[Outcome]:
     """Evaluate expectations on stored rows. With ``covered_only``, a claim whose
     ``where`` selects none of ``runs`` is skipped (a per-cell check of another cell's
-    claim); a ``where`` that does not evaluate is reported as a failed outcome."""
+    claim); a ``where`` that does not evaluate is reported as a failed outcome.
+
+    ``traces`` is the long traces table, or the suite's results folder to read it from
+    (:func:`suite_traces`, only when a claim reads trace values)."""
+    if isinstance(traces, (str, Path)):
+        traces = suite_traces(traces, runs) if any(c.needs_traces for c in claims) else None
     outcomes: list[Outcome] = []
     for claim in claims:
         if covered_only:
             try:
-                if claim.select(runs).empty:
+                if claim.select(runs, traces).empty:
                     continue
             except ValueError:
                 pass  # evaluate() reports the bad filter
-        outcomes.extend(claim.evaluate(runs))
+        outcomes.extend(claim.evaluate(runs, traces))
     return outcomes
+
+
+def suite_traces(folder: str | Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """The traces of the ``(cell_id, trial)`` pairs of ``runs``, from ``<folder>/traces``."""
+    from harness.store import load_traces
+
+    traces = load_traces(folder)
+    if traces.empty or runs.empty:
+        return traces
+    keys = set(zip(runs["cell_id"], runs["trial"].astype("int64")))
+    mask = [k in keys for k in zip(traces["cell_id"], traces["trial"].astype("int64"))]
+    return traces[mask].reset_index(drop=True)
 
 
 def plan_units(
@@ -357,21 +559,41 @@ def execute(
         path, profile=profile, overrides=overrides, plugins=plugins, blocked=blocked, only=only
     )
     started = time.perf_counter()
+    run_id = new_run_id()
+    n_workers = 1 if executor == "serial" else (workers or default_workers())
+    choices: list[TuningChoice] = []
+    tuning_trials = 0
+    if suite.tuned:  # `cells` are the tuning cells: run them, then the selected cells
+        cells, dropped, choices, tuning_trials = tune(
+            registry,
+            suite,
+            cells,
+            results=results,
+            run_id=run_id,
+            executor=executor,
+            workers=n_workers,
+            scheduler=scheduler,
+            plugins=plugins,
+            blocked=blocked,
+            timeout_s=timeout,
+            force=force,
+        )
     session = RunSession(
         registry,
         suite,
         cells,
         results=results,
-        run_id=new_run_id(),
+        run_id=run_id,
         executor=executor,
-        workers=1 if executor == "serial" else (workers or default_workers()),
+        workers=n_workers,
         plugins=plugins,
         blocked=blocked,
         timeout_s=timeout,
     )
     done = set() if force else session.store.completed()
     units = session.plan(cells, done)
-    report = RunReport(suite, session.folder, cells, dropped)
+    report = RunReport(suite, session.folder, cells, dropped, tuning=choices)
+    report.tuning_trials_run = tuning_trials
     total = sum(len(u.trials) for u in units)
     report.trials_skipped = sum(c.trials for c in cells) - total
     session.start()
@@ -393,7 +615,9 @@ def execute(
     report.runs = runs = session.rows()
     if check and suite.expectations:
         # Under --only, a claim about cells left out is not judged (nor failed).
-        report.outcomes = judge(suite.active_expectations, runs, covered_only=bool(only))
+        report.outcomes = judge(
+            suite.active_expectations, runs, covered_only=bool(only), traces=session.folder
+        )
     report.failed_trials = int((runs["status"] != "ok").sum()) if not runs.empty else 0
     report.wall_s = time.perf_counter() - started
     session.end(report.exit_code)

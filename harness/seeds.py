@@ -33,6 +33,16 @@ class TrialSeeds(NamedTuple):
     solver: int
 
 
+TUNING_TAG = 0x74756E65  # "tune": the entropy word that separates tuning trials' seeds
+
+
+def tuning_seed(suite_seed: int) -> int:
+    """The suite seed of tuning trials: derived from the suite seed with :data:`TUNING_TAG`,
+    so tuning trials draw their data, starts and minibatches from streams disjoint from the
+    reported trials' (which use ``suite_seed`` itself)."""
+    return derive([suite_seed, TUNING_TAG])
+
+
 def key_words(key: str) -> list[int]:
     """A component key (canonical JSON of name and parameters) as two 32-bit entropy words."""
     digest = hashlib.sha256(key.encode()).digest()[:8]

@@ -44,7 +44,18 @@ SUITE_KEYS = {
     "timeout_s": float,
     "description": str,
 }
-TOP_KEYS = {"suite", "problems", "initializers", "solvers", "metrics", "profiles", "expect"}
+TOP_KEYS = {
+    "suite",
+    "problems",
+    "initializers",
+    "solvers",
+    "metrics",
+    "profiles",
+    "expect",
+    "tuning",
+}
+TUNING_KEYS = {"metric": str, "goal": str, "trials": int}
+TUNING_GOALS = ("min", "max")
 METRIC_KEYS = {"names", "trace", "trace_every"}
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 DTYPES = ("float64", "float32")
@@ -64,6 +75,22 @@ class SuiteEntry:
     grid: dict[str, list[Any]]
     where: str
     """Where it sits in the suite file, e.g. ``problems[0]`` (for error messages)."""
+    tuned: tuple[str, ...] = ()
+    """Parameters written ``{ tune = [...] }``: tuning axes, not grid axes (solvers only)."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The ``[tuning]`` table: how each solver's tuning axes are settled before the run.
+
+    Every tuning axis value runs ``trials`` tuning trials on seeds disjoint from the
+    reported trials (:func:`harness.seeds.tuning_seed`); per reported cell the value
+    with the best mean ``metric`` (``goal`` ``min`` or ``max``) is selected.
+    """
+
+    metric: str
+    goal: str
+    trials: int
 
 
 @dataclass
@@ -87,6 +114,8 @@ class Suite:
     metrics: list[ComponentSpec]
     trace: tuple[str, ...]
     trace_every: Any
+    tuning: Tuning | None = None
+    """The ``[tuning]`` table (None without one)."""
     expectations: tuple[Expectation, ...] = ()
     """Every ``[[expect]]`` entry, parsed and validated; :meth:`Expectation.applies`
     says which are checked under a profile (see :attr:`active_expectations`)."""
@@ -97,9 +126,20 @@ class Suite:
         """The expectations checked under this suite's profile, in file order."""
         return [e for e in self.expectations if e.applies(self.profile)]
 
-    def expand(self, registry: Registry) -> tuple[list[Cell], list[Dropped]]:
-        """The cross product as cells, and the combinations dropped as incompatible."""
-        return expand(self, registry)
+    @property
+    def tuned(self) -> bool:
+        """Whether some solver has a tuning axis (the run tunes before it reports)."""
+        return any(e.tuned for e in self.entries.get("solvers", []))
+
+    def expand(
+        self, registry: Registry, selected: dict[str, dict[str, Any]] | None = None
+    ) -> tuple[list[Cell], list[Dropped]]:
+        """The cross product as cells, and the combinations dropped as incompatible.
+
+        For a suite with tuning axes: without ``selected``, the tuning cells (every
+        tuning value, ``split = "tune"``); with it, the reported cells, each with the
+        tuned values selected for it (:func:`harness.run.select_tuned`)."""
+        return expand(self, registry, selected)
 
 
 # ---------------------------------------------------------------------------
@@ -142,12 +182,17 @@ def _flatten(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[
         if (
             isinstance(v, dict)
             and not _is_range(v)
+            and not _is_tune(v)
             and not (path[0] == "metrics" and len(path) >= 2)
         ):
             out.extend(_flatten(v, path))
         else:
             out.append((list(path), v))
     return out
+
+
+def _is_tune(v: Any) -> bool:
+    return isinstance(v, dict) and set(v) == {"tune"}
 
 
 def _is_range(v: Any) -> bool:
@@ -163,6 +208,9 @@ def _apply_override(
         head = path[0] if path else ""
     if head in SUITE_KEYS and len(path) == 1:
         doc.setdefault("suite", {})[head] = value
+        return
+    if head == "tuning" and len(path) == 2 and path[1] in TUNING_KEYS:
+        doc.setdefault("tuning", {})[path[1]] = value
         return
     if head in SECTIONS and len(path) in (2, 3):
         entries = doc.get(head, [])
@@ -206,6 +254,7 @@ def _apply_override(
             "problems.NAME.PARAM",
             "solvers.PARAM",
             "metrics.NAME.PARAM",
+            *(f"tuning.{k}" for k in sorted(TUNING_KEYS)),
         ]
     )
     raise InputError(f"{origin}: cannot override key {'.'.join(path)!r}; allowed: {allowed}")
@@ -316,8 +365,13 @@ def _validate(
                 raise InputError(f"{src}: key '{where}.name' is required (a {kind} name)")
             cls = registry.get(kind, cname, where=f"{src}: key '{where}.name'")
             grid = {}
+            tuned = []
             for key, value in entry.items():
                 if key == "name":
+                    continue
+                if _is_tune(value) or (isinstance(value, dict) and "tune" in value):
+                    grid[key] = _tune_axis(value, f"{src}: key '{where}.{key}'", kind)
+                    tuned.append(key)
                     continue
                 grid[key] = _axis(value, f"{src}: key '{where}.{key}'")
             # Validate every value of every axis alone, so a bad value is named
@@ -325,7 +379,7 @@ def _validate(
             for key, values in grid.items():
                 for v in values:
                     make_params(cls, {key: v}, src, where, only_key=key)
-            checked.append(SuiteEntry(kind, cname, cls, grid, where))
+            checked.append(SuiteEntry(kind, cname, cls, grid, where, tuple(tuned)))
         entries[section] = checked
 
     metrics_doc = doc.get("metrics", {})
@@ -362,6 +416,7 @@ def _validate(
             f"{src}: key 'metrics.trace_every': {trace_every!r}; allowed: 'log', 'all' or a "
             "positive integer"
         )
+    tuning = _tuning(doc, src, entries, all_names, names)
     # Parsed once, here: a bad expression fails before anything runs.
     expectations = parse_expectations(doc.get("expect", []), src)
     check_columns(expectations, result_columns(entries, metric_specs), src)
@@ -382,6 +437,7 @@ def _validate(
         metrics=metric_specs,
         trace=tuple(trace),
         trace_every=trace_every,
+        tuning=tuning,
         expectations=tuple(expectations),
         raw=doc,
     )
@@ -398,6 +454,77 @@ def result_columns(entries: dict[str, list[SuiteEntry]], metrics: list[Component
             columns += [METRIC_PREFIX + a for a in getattr(entry.cls, "budget_axes", ())]
     columns += [METRIC_PREFIX + m.name for m in metrics]
     return list(dict.fromkeys(columns))
+
+
+def _tune_axis(value: Any, where: str, kind: str) -> list[Any]:
+    """``{ tune = [v1, v2, ...] }``: the values a solver parameter is tuned over."""
+    if kind != "solver":
+        raise InputError(
+            f"{where}: {{ tune = [...] }} is for solver parameters only; a {kind} parameter "
+            "takes a value, a list (grid axis) or a range"
+        )
+    if not _is_tune(value):
+        extra = ", ".join(sorted(set(value) - {"tune"}))
+        raise InputError(f"{where}: a tuning axis is {{ tune = [v1, v2, ...] }} alone; got {extra}")
+    values = value["tune"]
+    if not isinstance(values, list) or len(values) < 2:
+        raise InputError(
+            f"{where}: tune needs a list of at least two values to choose from, got {values!r}"
+        )
+    return _axis(values, where)
+
+
+def _tuning(
+    doc: dict[str, Any],
+    src: str,
+    entries: dict[str, list[SuiteEntry]],
+    metrics: list[str],
+    final: list[str],
+) -> Tuning | None:
+    """The validated ``[tuning]`` table; tuning axes and the table need each other, and every
+    tuned solver entry gets the same budget (as many tuning values)."""
+    table = doc.get("tuning")
+    tuned = [e for e in entries["solvers"] if e.tuned]
+    if table is None:
+        if tuned:
+            e = tuned[0]
+            raise InputError(
+                f"{src}: key '{e.where}.{e.tuned[0]}' is a tuning axis but the suite has no "
+                '[tuning] table (metric, goal = "min" | "max", trials)'
+            )
+        return None
+    if not isinstance(table, dict):
+        raise InputError(f"{src}: key 'tuning' must be a table [tuning]")
+    for key, value in table.items():
+        if key not in TUNING_KEYS:
+            raise InputError(
+                f"{src}: unknown key 'tuning.{key}'; allowed: {', '.join(sorted(TUNING_KEYS))}"
+            )
+        want = TUNING_KEYS[key]
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise InputError(f"{src}: key 'tuning.{key}': {value!r} is not a {want.__name__}")
+    missing = sorted(set(TUNING_KEYS) - set(table))
+    if missing:
+        raise InputError(f"{src}: key 'tuning.{missing[0]}' is required")
+    if table["goal"] not in TUNING_GOALS:
+        raise InputError(
+            f"{src}: key 'tuning.goal': {table['goal']!r}; allowed: {', '.join(TUNING_GOALS)}"
+        )
+    if table["trials"] < 1:
+        raise InputError(f"{src}: key 'tuning.trials': {table['trials']} must be >= 1")
+    if table["metric"] not in final:
+        raise InputError(
+            f"{src}: key 'tuning.metric': {table['metric']!r} is not a metric of metrics.names "
+            f"(listed: {', '.join(final) or 'none'})"
+        )
+    sizes = {e.where: math.prod(len(e.grid[k]) for k in e.tuned) for e in tuned}
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{w}: {n}" for w, n in sizes.items())
+        raise InputError(
+            f"{src}: every tuned solver gets the same tuning budget, so each needs as many "
+            f"tuning values; got {shown}"
+        )
+    return Tuning(table["metric"], table["goal"], table["trials"])
 
 
 def _axis(value: Any, where: str) -> list[Any]:

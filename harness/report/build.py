@@ -131,6 +131,8 @@ def build_report(
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
     rows = rows if rows is not None else select_rows(results_dir, profile, only)
     runs = rows.runs
+    if "split" in runs.columns:  # tuning trials (split = tune) are not reported results
+        runs = runs[runs["split"].fillna("test") != "tune"].reset_index(drop=True)
     if runs.empty:
         raise InputError(f"{results_dir / 'runs'}: no rows to report on")
     layout = build_layout(runs, load_declarations(results_dir, runs))
@@ -149,7 +151,10 @@ def build_report(
         meta["relubench.profile"] = "null" if rows.profile == DEFAULT else rows.profile
     doc.p(rows.note)
     _overview(doc, layout, results_dir)
-    _expectations_section(doc, runs, meta, covered_only=bool(only) or bool(rows.only))
+    _expectations_section(
+        doc, runs, meta, traces, covered_only=bool(only) or bool(rows.only)
+    )
+    _tuning_section(doc, results_dir)
 
     table = success_table(layout) if layout.has_success else None
     fits = boundary_fits(layout, table, n_boot=n_boot, seed=seed) if table is not None else {}
@@ -236,8 +241,37 @@ def _overview(doc: Document, layout: Layout, results_dir: Path) -> None:
     )
 
 
+def _tuning_section(doc: Document, results_dir: Path) -> None:
+    """What the tuning protocol tuned, over which grid, and what it chose (``tuning.json``)."""
+    path = results_dir / "tuning.json"
+    if not path.is_file():
+        return
+    import json
+
+    from harness.run import TuningChoice, tuning_lines
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        choices = [TuningChoice(**{**c, "scores": [float(x) for x in c["scores"]]}) for c in raw]
+    except (ValueError, TypeError) as exc:
+        doc.p(f"{path} could not be read: {exc}")
+        return
+    doc.h(1, "Tuning")
+    doc.p(
+        "Reported cells use each solver's selected value; tuning trials (split = tune) ran on "
+        "seeds disjoint from the reported trials and are left out of every table and figure."
+    )
+    for line in tuning_lines(choices):
+        doc.p(line.removeprefix("tuned "))
+
+
 def _expectations_section(
-    doc: Document, runs: pd.DataFrame, meta: dict[str, str], *, covered_only: bool = False
+    doc: Document,
+    runs: pd.DataFrame,
+    meta: dict[str, str],
+    traces: pd.DataFrame | None = None,
+    *,
+    covered_only: bool = False,
 ) -> None:
     """The suite's ``[[expect]]`` claims, judged on the report's rows. With
     ``covered_only`` (an ``--only`` selection) a claim about no selected row is skipped.
@@ -273,7 +307,7 @@ def _expectations_section(
         if covered_only and _selects_nothing(e, runs):
             skipped += 1
             continue
-        for o in e.evaluate(runs):
+        for o in e.evaluate(runs, traces):
             group = " ".join(f"{k}={fmt(v)}" for k, v in o.group.items())
             value = o.value if not isinstance(o.value, float) else f"{o.value:.4g}"
             rows.append([

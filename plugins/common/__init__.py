@@ -7,7 +7,14 @@ Shared math (models, Hungarian matching, Gaussian closed forms) lives here once.
 from harness import hookimpl
 from plugins.common.gd import GD
 from plugins.common.initializers import Gaussian, Perturbed, Zero
-from plugins.common.metrics import ParamError, Success, TestError, TestLoss, TrainLoss
+from plugins.common.metrics import (
+    FunctionError,
+    ParamError,
+    Success,
+    TestError,
+    TestLoss,
+    TrainLoss,
+)
 from plugins.common.problems import OneHidden, SingleNeuron
 
 
@@ -28,4 +35,4 @@ def relubench_solvers():
 
 @hookimpl
 def relubench_metrics():
-    return [ParamError, Success, TrainLoss, TestLoss, TestError]
+    return [ParamError, Success, TrainLoss, TestLoss, TestError, FunctionError]

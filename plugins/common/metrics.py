@@ -1,4 +1,5 @@
-"""Metrics shared by every family: parameter recovery, success, training and test loss."""
+"""Metrics shared by every family: parameter recovery, success, function-space error,
+training and test loss."""
 
 from __future__ import annotations
 
@@ -91,6 +92,32 @@ class TestLoss(Metric):
         self, instance: Instance, weights: Weights, result: SolveResult | None
     ) -> torch.Tensor:
         return instance.model.loss(weights, instance.X_test, instance.y_test)
+
+
+class FunctionError(Metric):
+    """Recovery judged in function space: ||f(X_test; W) - f*(X_test)|| / ||f*(X_test)|| over the
+    held-out test inputs, where f* is the teacher's noiseless output (``y_test``).
+
+    Unlike param_error it does not depend on how the weights parametrise the
+    function: a student that computes the teacher's function through other
+    weights (a dead unit's arbitrary inputs, a symmetry the matching does not
+    undo) scores 0. Needs a ground truth and a test split (``n_test > 0``).
+    """
+
+    name = "function_error"
+    role = "error"
+
+    def applies(self, instance: Instance) -> bool:
+        return _has_truth(instance) and instance.X_test is not None
+
+    def compute(
+        self, instance: Instance, weights: Weights, result: SolveResult | None
+    ) -> torch.Tensor:
+        with torch.no_grad():
+            out = instance.model.forward(weights, instance.X_test)
+        ref = instance.y_test.reshape(out.shape)
+        num = (out - ref).reshape(out.shape[0], -1).norm(dim=1)
+        return num / ref.reshape(ref.shape[0], -1).norm(dim=1)
 
 
 class TestError(Metric):

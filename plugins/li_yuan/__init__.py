@@ -5,6 +5,7 @@ population loss, and the paper's potential, one-point inner product and distance
 from __future__ import annotations
 
 from harness import hookimpl
+from plugins.li_yuan.initializers import SkewStart
 from plugins.li_yuan.metrics import (
     Distance,
     OnePointInner,
@@ -20,6 +21,11 @@ from plugins.li_yuan.sgd import SGD
 @hookimpl
 def relubench_problems():
     return [Reslink, ThreeBlock]
+
+
+@hookimpl
+def relubench_initializers():
+    return [SkewStart]
 
 
 @hookimpl

@@ -284,3 +284,126 @@ def test_a_loaded_suite_carries_its_parsed_expectations(write_suite, runs):
     assert [e.key for e in smoke.active_expectations] == ["expect[0]"]
     full = load_suite(path, registry, profile="full")
     assert [e.key for e in full.active_expectations] == ["expect[0]", "expect[1]"]
+
+
+# --------------------------------------------------------------------- trace values
+
+
+@pytest.fixture
+def traced() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two trials of two cells; loss curves traced at iterations 0, 10, 20, 40 and a
+    budget axis (weights updated = 100 per iteration) for cell b."""
+    runs = pd.DataFrame(
+        {
+            "cell_id": ["a", "a", "b", "b"],
+            "trial": [0, 1, 0, 1],
+            "solver": ["fast", "fast", "slow", "slow"],
+            "status": ["ok"] * 4,
+        }
+    )
+    its = [0, 10, 20, 40]
+    curves = {
+        ("a", 0): [1.0, 0.1, 0.01, 0.001],
+        ("a", 1): [1.0, 0.2, 0.02, 0.002],
+        ("b", 0): [1.0, 0.5, 0.4, 0.3],
+        ("b", 1): [2.0, 0.6, 0.5, 0.45],
+    }
+    rows = []
+    for (cell, trial), values in curves.items():
+        for it, v in zip(its, values):
+            rows.append((cell, trial, it, it * 0.5, "train_loss", v))
+            if cell == "b":
+                rows.append((cell, trial, it, it * 0.5, "weights_updated", 100.0 * it))
+    traces = pd.DataFrame(
+        rows, columns=["cell_id", "trial", "iteration", "time_s", "metric", "value"]
+    )
+    return runs, traces
+
+
+TRACE_CASES = [
+    # value at the last traced point with iteration <= x
+    ("0.1499 < median(at(train_loss, 15)) < 0.1501", "solver == 'fast'", 0.15, True),
+    ("max(at(train_loss, 40)) == 0.45", None, 0.45, True),
+    # first iteration reaching a level; inf when never (so `max` shows it)
+    ("max(first_below(train_loss, 0.05)) == 20", "solver == 'fast'", 20.0, True),
+    ("min(first_below(train_loss, 0.05)) > 1000", "solver == 'slow'", math.inf, True),
+    ("min(first_above(train_loss, 1.5)) > 0", "solver == 'slow'", 0.0, False),
+    # area under the curve by trapezoids: (1 + 0.1) / 2 * 10 = 5.5; cut at 15 by interpolation
+    ("min(auc(train_loss, 10)) == 5.5", "solver == 'fast'", 5.5, True),
+    # another axis: weights updated
+    ("max(at(train_loss, 1500, weights_updated)) == 0.6", "solver == 'slow'", 0.6, True),
+    (
+        "min(first_below(train_loss, 0.45, weights_updated)) == 2000",
+        "solver == 'slow'",
+        2000.0,
+        True,
+    ),
+    # a trace value filters rows too
+    ("count() == 2", "first_below(train_loss, 0.05) < 100", 2, True),
+]
+
+
+@pytest.mark.parametrize("check, where, value, held", TRACE_CASES)
+def test_trace_values_are_read_from_the_traces_table(traced, check, where, value, held):
+    runs, traces = traced
+    entry = {"check": check} | ({"where": where} if where else {})
+    (e,) = parse_expectations([entry], "suite.toml")
+    assert e.needs_traces
+    (outcome,) = e.evaluate(runs, traces)
+    assert outcome.message is None, outcome.message
+    assert outcome.held is held, outcome.describe()
+    assert outcome.value == pytest.approx(value)
+
+
+def test_auc_interpolates_at_the_cut_and_at_without_points_is_missing(traced):
+    runs, traces = traced
+    (e,) = parse_expectations([{"check": "min(auc(train_loss, 15)) > 0"}], "s.toml")
+    # trial a/0: 5.5 over [0, 10], then (0.1 + 0.055) / 2 * 5 over [10, 15]
+    (o,) = e.evaluate(runs[runs["cell_id"] == "a"].iloc[:1], traces)
+    assert o.value == pytest.approx(5.5 + 0.3875)
+    (e,) = parse_expectations([{"check": "max(at(train_loss, -1)) > 0"}], "s.toml")
+    (o,) = e.evaluate(runs, traces)
+    assert not o.held and "missing" in o.message
+
+
+def test_trace_claims_without_traces_fail_with_a_message(traced):
+    runs, _ = traced
+    (e,) = parse_expectations([{"check": "max(at(train_loss, 10)) < 1"}], "s.toml")
+    (o,) = e.evaluate(runs)
+    assert not o.held and "traces" in o.message
+
+
+@pytest.mark.parametrize(
+    "check, why",
+    [
+        ("max(at(train_loss)) < 1", "wrong number of arguments"),
+        ("max(at(train_loss, 1, iteration, 3)) < 1", "wrong number of arguments"),
+        ("max(at('train_loss', 1)) < 1", "bare name"),
+        ("max(at(metric.train_loss, 1)) < 1", "bare name"),
+        ("max(at(train_loss, n)) < 1", "number literal"),
+        ("max(at(train_loss, 1 + 1)) < 1", "number literal"),
+        ("max(at(train_loss, 1, 'weights')) < 1", "axis is a bare name"),
+        ("max(at(train_loss, 1, __class__)) < 1", "axis is a bare name"),
+        ("max(at(train_loss, x=1)) < 1", "plain arguments"),
+        ("max(at(__import__, 1)) < 1", "bare name"),
+        ("max(since(train_loss, 1)) < 1", "not allowed"),
+    ],
+)
+def test_bad_trace_calls_are_rejected_at_load(check, why):
+    with pytest.raises(InputError, match="expect\\[0\\].check") as info:
+        parse_expectations([{"check": check}], "suite.toml")
+    assert why in str(info.value)
+
+
+def test_origin_marks_our_additions():
+    (paper, ours) = parse_expectations(
+        [
+            {"check": "count() > 0", "name": "a"},
+            {"check": "count() > 0", "name": "b", "origin": "addition"},
+        ],
+        "s.toml",
+    )
+    assert paper.origin == "paper" and paper.label == "a"
+    assert ours.origin == "addition" and ours.label == "b (addition)"
+    with pytest.raises(InputError, match=r"expect\[0\].origin: 'ours'; allowed: paper, addition"):
+        parse_expectations([{"check": "count() > 0", "origin": "ours"}], "s.toml")

@@ -11,12 +11,12 @@ import torch
 from harness import Instance, SolveContext, load_results
 from harness.run import execute
 from plugins.common.initializers import Perturbed
-from plugins.common.metrics import relative_error
+from plugins.common.metrics import FunctionError, relative_error
 from plugins.common.models import relu
 from plugins.jagatap_hegde.altmin import AltMin
 from plugins.jagatap_hegde.altmin2 import AltMin2
 from plugins.jagatap_hegde.initializers import EffectiveGaussian, Identity
-from plugins.jagatap_hegde.problems import SkipOneHidden, TwoHidden
+from plugins.jagatap_hegde.problems import SkipOneHidden, TwoHidden, dead_second_layer_units
 
 F64 = torch.float64
 
@@ -96,6 +96,45 @@ def test_two_hidden_teacher_and_its_symmetries():
     # a genuinely different network is not hidden by the alignment
     other = {"W1": W1 + 0.1 * torch.randn(W1.shape, dtype=F64), "W2": W2}
     assert relative_error(inst, other).min() > 0.01
+
+
+def test_two_hidden_redraws_teachers_with_a_dead_unit_unless_told_to_keep_them():
+    B = 40  # at k = 3, k_out = 2 about 23% of first draws have a dead unit
+    kept = _two(B, k=3, k_out=2, n=50, dead_units="keep")
+    redrawn = _two(B, k=3, k_out=2, n=50)  # the default
+    dead_kept = dead_second_layer_units(kept.truth["W2"]).any(-1)
+    assert 2 <= int(dead_kept.sum()) < B
+    assert not dead_second_layer_units(redrawn.truth["W2"]).any()
+    # a dead unit really is identically zero: its pre-activation is never positive
+    b = int(dead_kept.nonzero()[0])
+    h = relu(relu(kept.X[b] @ kept.truth["W1"][b]) @ kept.truth["W2"][b])
+    q = int(dead_second_layer_units(kept.truth["W2"][b]).nonzero()[0])
+    assert torch.all(h[:, q] == 0)
+    # trials without a dead unit keep their first draw, so their data are unchanged
+    alive = int((~dead_kept).nonzero()[0])
+    torch.testing.assert_close(redrawn.truth["W1"][alive], kept.truth["W1"][alive])
+    torch.testing.assert_close(redrawn.X[alive], kept.X[alive])
+
+
+def test_function_error_sees_a_recovered_function_whatever_its_weights():
+    inst = _two(30, k=3, k_out=2, n=50, n_test=200, dead_units="keep")
+    W1, W2 = inst.truth["W1"], inst.truth["W2"]
+    dead = dead_second_layer_units(W2).any(-1)
+    b = int(dead.nonzero()[0])
+    # change the weights into the dead unit's column: same function, other parameters
+    q = int(dead_second_layer_units(W2[b]).nonzero()[0])
+    W2x = W2.clone()
+    W2x[b, :, q] = -5.0 * torch.rand(W2.shape[1], dtype=F64)
+    other = {"W1": W1, "W2": W2x}
+    fe = FunctionError(FunctionError.make_params({}))
+    err = fe.compute(inst, other, None)
+    assert err[b] < 1e-12 and relative_error(inst, other)[b] > 0.01
+    assert err.max() < 1e-12
+    # a genuinely different network has a function error of its size
+    far = {"W1": W1 + 0.3 * torch.randn(W1.shape, dtype=F64), "W2": W2}
+    assert fe.compute(inst, far, None).min() > 0.01
+    # without a test split the metric does not apply
+    assert not fe.applies(_two(2, n=50))
 
 
 # ---------------------------------------------------------------------------

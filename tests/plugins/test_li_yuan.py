@@ -9,6 +9,7 @@ import torch
 
 from harness import SolveContext
 from plugins.li_yuan import population
+from plugins.li_yuan.initializers import SkewStart
 from plugins.li_yuan.metrics import (
     Distance,
     OnePointInner,
@@ -17,7 +18,7 @@ from plugins.li_yuan.metrics import (
     RelativeTestError,
 )
 from plugins.li_yuan.population_gd import PopulationGD
-from plugins.li_yuan.problems import Reslink, ThreeBlock, spectral_scaled_gaussian
+from plugins.li_yuan.problems import Reslink, ThreeBlock, linear_spectrum, spectral_scaled_gaussian
 from plugins.li_yuan.sgd import SGD, fresh_samples
 
 DT = torch.float64
@@ -218,3 +219,45 @@ def test_components_are_registered_with_their_families():
     assert not registry.get("solver", "population_gd").supports("three_block")
     for kind, name in [("problem", "reslink"), ("problem", "three_block"), ("metric", "distance")]:
         assert registry.get(kind, name).__doc__
+
+
+# ---------------------------------------------------------------- Sec. 5.2 / 5.3 settings
+
+
+def test_flat_spectrum_teacher_has_both_of_the_papers_norms():
+    inst = _reslink(B=2, d=100, n=10, n_test=0, w_star_norm=0.6, w_star_fro=5.7)
+    W = inst.truth["W"]
+    torch.testing.assert_close(torch.linalg.matrix_norm(W, ord=2), torch.full((2,), 0.6, dtype=DT))
+    torch.testing.assert_close(W.flatten(1).norm(dim=1), torch.full((2,), 5.7, dtype=DT))
+    s = torch.linalg.svdvals(W[0])
+    assert s.min() > 0.5  # nearly flat: 0.6 down to 0.54
+    assert not torch.allclose(W[0], W[1])  # each trial its own W*
+    # a Gaussian W* of the same spectral norm has about half that Frobenius norm
+    gauss = _reslink(B=1, d=100, n=10, n_test=0, w_star_norm=0.6).truth["W"]
+    assert gauss.norm() < 4.0
+    # both ends of the reachable range are exact, outside it is an error naming the key
+    for fro in (0.6 * math.sqrt(sum((i / 99) ** 2 for i in range(100))), 6.0):
+        assert sum(x * x for x in linear_spectrum(100, 0.6, fro)) == pytest.approx(fro**2)
+    with pytest.raises(Exception, match="w_star_fro"):
+        Reslink.make_params({"d": 100, "w_star_norm": 0.6, "w_star_fro": 6.5})
+
+
+def test_skew_start_is_the_constructed_phase_one_start():
+    d = 1500
+    inst = Reslink(Reslink.make_params({"d": d, "n": 10, "n_test": 0, "w_star_norm": 0.0})).sample(
+        _gens(1), DT
+    )
+    W = SkewStart(SkewStart.make_params({})).initialize(inst, _gens(1, 7), DT)
+    W0 = W["W"][0]
+    K = (W0 + 0.0125 * torch.eye(d, dtype=DT)) / 0.129
+    torch.testing.assert_close(K, -K.T)  # skew-symmetric
+    assert (K @ torch.ones(d, dtype=DT)).abs().max() < 1e-10  # K 1 = 0
+    s = torch.linalg.svdvals(K)
+    assert (s[:-2] - 1).abs().max() < 1e-10 and s[-2:].max() < 1e-10  # orthogonal off 1's span
+    assert abs(torch.linalg.matrix_norm(W0, ord=2).item() - 0.1296) < 1e-3  # paper: ~0.15
+    assert abs(W0.norm().item() - 5.02) < 0.01  # paper: ~5
+    # the negative gradient points away from W* = 0 at the start (Phase I), g ~ 6.2
+    inner = OnePointInner(OnePointInner.make_params({})).compute(inst, W, None)
+    assert inner.item() / math.pi == pytest.approx(-8.95, abs=0.1)
+    g = PotentialG(PotentialG.make_params({})).compute(inst, W, None)
+    assert g.item() == pytest.approx(6.18, abs=0.05)
