@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from harness.rows import STATUSES, TRACES_SCHEMA, empty_runs_columns
+from harness.rows import CREATED_AT_TYPE, STATUSES, TRACES_SCHEMA, empty_runs_columns
 
 if TYPE_CHECKING:
     from harness.expand import Cell
@@ -254,8 +254,24 @@ def _read_files(files: list[str], columns: list[str] | None = None) -> pd.DataFr
     """Rows of some part files, their schemas unified (a column one file lacks is null)."""
     if not files:
         return None
-    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    schema = unified_schema(files)
     return ds.dataset(files, schema=schema, format="parquet").to_table(columns=columns).to_pandas()
+
+
+def _current(schema: pa.Schema) -> pa.Schema:
+    """A part file's schema as this version writes it: ``created_at`` was ISO 8601 text in
+    folders written before it became a timestamp; the dataset scan casts it."""
+    i = schema.get_field_index("created_at")
+    if i >= 0 and schema.field(i).type != CREATED_AT_TYPE:
+        schema = schema.set(i, pa.field("created_at", CREATED_AT_TYPE))
+    return schema
+
+
+def unified_schema(files: Sequence[str]) -> pa.Schema:
+    """One schema for part files written by different runs and versions (a column one
+    file lacks is null in its rows)."""
+    schemas = [_current(pq.read_schema(f)) for f in files]
+    return pa.unify_schemas(schemas, promote_options="permissive")
 
 
 def _runs_folder(folder: str | Path) -> Path:
