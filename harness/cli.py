@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="figures and a summary from a results folder")
     p.add_argument("results_dir", type=Path)
     p.add_argument("--out", type=Path, help="output folder (default RESULTS_DIR/report)")
+
+    p = sub.add_parser(
+        "export", help="deduplicated runs and traces as one Parquet or CSV file each"
+    )
+    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
+    p.add_argument("--format", dest="fmt", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--out", type=Path, help="output folder (default RESULTS_DIR/export)")
+    p.add_argument(
+        "--sql-names",
+        action="store_true",
+        help="columns named problem_d rather than problem.d (no quoting in SQL)",
+    )
     return parser
 
 
@@ -291,6 +303,15 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, out: Console) -> int:
+    from harness.store import export
+
+    paths = export(args.results_dir, args.fmt, args.out, sql_names=args.sql_names)
+    for path in paths:
+        out.print(f"{path.stem}: {path}", highlight=False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
@@ -305,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, out, err)
         if args.command == "report":
             return cmd_report(args, out)
+        if args.command == "export":
+            return cmd_export(args, out)
     except InputError as exc:
         err.print(f"relubench: error: {exc}", markup=False, highlight=False)
         return 2
