@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
+import re
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +21,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import InputError
+
+DESCRIPTION_WIDTH = 72
+OFF_TERMINAL_WIDTH = 500
+"""Console width in a log, a pipe or CI: tables print at their natural width there (a
+terminal's width is what rich measures; 80 columns squeezed the summary unreadably)."""
+INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
 KIND_ALIASES = {
     "problems": "problem",
@@ -115,9 +124,33 @@ def _blocked(values: Sequence[str]) -> list[str]:
     return out
 
 
-def _first_line(obj: object) -> str:
+# Words a period follows without ending a sentence (the plugins cite papers).
+_ABBREVIATIONS = {"al", "e.g", "i.e", "fig", "figs", "sec", "eq", "eqs", "alg", "def", "vs", "cf"}
+_CLOSING = {")": "(", "]": "["}
+
+
+def first_sentence(obj: object) -> str:
+    """The first sentence of ``obj``'s docstring, whatever line breaks it spans.
+
+    A period ends it when it is outside brackets, followed by a space and a capital
+    (or the paragraph's end), and not after an abbreviation (``et al.``, ``Fig.``).
+    """
     doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    para = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    depth = 0
+    for i, ch in enumerate(para):
+        if ch in "([":
+            depth += 1
+        elif ch in _CLOSING:
+            depth = max(depth - 1, 0)
+        elif ch in ".!?" and depth == 0:
+            rest = para[i + 1 :]
+            word = re.search(r"([\w.]*)$", para[:i]).group(1).lower()
+            if word in _ABBREVIATIONS:
+                continue
+            if not rest or re.match(r"\s+[A-Z]", rest):
+                return para[: i + 1]
+    return para
 
 
 def cmd_list(args: argparse.Namespace, out: Console) -> int:
@@ -130,11 +163,12 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
         table.add_column("name")
         table.add_column("plugin")
         table.add_column("families")
-        table.add_column("description")
+        # Wrapped at a readable width, on a terminal and in a log alike.
+        table.add_column("description", max_width=DESCRIPTION_WIDTH)
         for name, cls in sorted(registry.components[kind].items()):
-            table.add_row(
-                name, registry.plugin_of(kind, name), ", ".join(cls.families), _first_line(cls)
-            )
+            # escaped: a docstring's "w*[k]" is text, not rich markup
+            cells = (name, registry.plugin_of(kind, name), ", ".join(cls.families))
+            table.add_row(*map(escape, cells), escape(first_sentence(cls)))
         out.print(table)
     return 0
 
@@ -215,7 +249,30 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             err.print(f"trials {done}/{total}", highlight=False)
 
     try:
-        report = run.execute(
+        report = _execute_interruptible(run, args, blocked, on_progress, err)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if report is None:
+        return INTERRUPTED
+    _print_summary(out, report)
+    return report.exit_code
+
+
+def _execute_interruptible(run, args, blocked, on_progress, err: Console):
+    """``run.execute``, or None after Ctrl-C: then say what was kept and how to resume.
+
+    The run loop writes every finished unit on its way out (``PartWriter.flush``), so the
+    rows counted here are on disk; rerunning the same command skips them.
+    """
+    progress = [0, 0]
+
+    def counting(done: int, total: int) -> None:
+        progress[:] = [done, total]
+        on_progress(done, total)
+
+    try:
+        return run.execute(
             args.suite,
             profile=args.profile,
             workers=args.workers,
@@ -227,13 +284,37 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             plugins=args.plugin,
             blocked=blocked,
             timeout=args.timeout,
-            on_progress=on_progress,
+            on_progress=counting,
         )
-    finally:
-        if progress is not None:
-            progress.stop()
-    _print_summary(out, report)
-    return report.exit_code
+    except KeyboardInterrupt:
+        pass
+    done, total = progress
+    where = ""
+    try:
+        from harness.store import Store
+
+        _, suite, cells, _ = run.prepare(
+            args.suite,
+            profile=args.profile,
+            overrides=args.overrides,
+            plugins=args.plugin,
+            blocked=blocked,
+        )
+        folder = run.results_root(args.results, suite)
+        wanted = {(c.cell_id, t) for c in cells for t in range(c.trials)}
+        stored = len(wanted & Store(folder).completed()) if folder.exists() else 0
+        where = f"; {stored} of {len(wanted)} trials of the suite are stored ok in {folder}"
+    except (InputError, OSError, KeyboardInterrupt):
+        pass
+    err.print(
+        f"interrupted: kept the {done} trials this run finished (of {total} to run){where}.\n"
+        f"Resume with the same command (stored trials are not run again):\n"
+        f"  relubench {shlex.join(sys.argv[1:] if args.argv is None else args.argv)}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return None
 
 
 def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
@@ -285,6 +366,7 @@ def _print_summary(out: Console, report) -> None:
     if report.dropped:
         out.print(f"dropped {len(report.dropped)} incompatible combinations (see --dry-run)")
     out.print(f"results: {report.results_dir}")
+    out.print(f"figures: relubench report {shlex.quote(str(report.results_dir))}", highlight=False)
 
 
 def _cell_text(v: object) -> str:
@@ -312,11 +394,22 @@ def cmd_export(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def console(*, stderr: bool = False) -> Console:
+    """A rich console that wraps nothing it need not: in a log, a pipe or CI (not a
+    terminal, no ``COLUMNS`` wider) tables keep their natural width."""
+    c = Console(soft_wrap=True, stderr=stderr)
+    if not c.is_terminal:
+        columns = os.environ.get("COLUMNS", "")
+        c.width = max(int(columns) if columns.isdigit() else 0, OFF_TERMINAL_WIDTH)
+    return c
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    out = Console(soft_wrap=True)
-    err = Console(stderr=True, soft_wrap=True)
+    out = console()
+    err = console(stderr=True)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = None if argv is None else list(argv)
     try:
         if args.command == "list":
             return cmd_list(args, out)
@@ -331,6 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         err.print(f"relubench: error: {exc}", markup=False, highlight=False)
         return 2
+    except KeyboardInterrupt:
+        err.print("relubench: interrupted", markup=False, highlight=False)
+        return INTERRUPTED
     return 2
 
 
