@@ -1,7 +1,8 @@
-"""The ``relubench`` command: list, show, run, report.
+"""The ``relubench`` command: list, show, run, report, export.
 
 Exit codes: 0 success; 1 the run finished but some trials failed or an
-expectation failed; 2 bad input (suite file, arguments, unknown component).
+expectation failed; 2 bad input (suite file, arguments, unknown component);
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -126,7 +127,6 @@ def _blocked(values: Sequence[str]) -> list[str]:
 
 # Words a period follows without ending a sentence (the plugins cite papers).
 _ABBREVIATIONS = {"al", "e.g", "i.e", "fig", "figs", "sec", "eq", "eqs", "alg", "def", "vs", "cf"}
-_CLOSING = {")": "(", "]": "["}
 
 
 def first_sentence(obj: object) -> str:
@@ -141,7 +141,7 @@ def first_sentence(obj: object) -> str:
     for i, ch in enumerate(para):
         if ch in "([":
             depth += 1
-        elif ch in _CLOSING:
+        elif ch in ")]":
             depth = max(depth - 1, 0)
         elif ch in ".!?" and depth == 0:
             rest = para[i + 1 :]
