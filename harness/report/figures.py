@@ -18,7 +18,14 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocator, NullLocator
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    NullLocator,
+)
 from matplotlib.transforms import ScaledTranslation
 
 from harness.report.boundary import N50Fit
@@ -64,7 +71,11 @@ def log_scale(ax: Any, axis: str = "y") -> None:
         target.set_minor_formatter(plain)
     elif lo > 0 and np.log10(hi / lo) < 3:
         target.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-        target.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(3, 3)))
+        # x labels sit side by side: "5e-03" and "1e-02" collide beyond 1.5 decades
+        if axis == "y" or np.log10(hi / lo) < 1.5:
+            target.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(3, 3)))
+        else:
+            target.set_minor_formatter(NullFormatter())
     else:
         target.set_minor_locator(NullLocator())
 
