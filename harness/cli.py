@@ -1,13 +1,17 @@
-"""The ``relubench`` command: list, show, run, report.
+"""The ``relubench`` command: list, show, run, report, export.
 
 Exit codes: 0 success; 1 the run finished but some trials failed or an
-expectation failed; 2 bad input (suite file, arguments, unknown component).
+expectation failed; 2 bad input (suite file, arguments, unknown component);
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import os
+import re
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import InputError, did_you_mean
+
+DESCRIPTION_WIDTH = 72
+OFF_TERMINAL_WIDTH = 500
+"""Console width in a log, a pipe or CI: tables print at their natural width there (a
+terminal's width is what rich measures; 80 columns squeezed the summary unreadably)."""
+INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
 KIND_ALIASES = {
     "problems": "problem",
@@ -94,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="report the rows of this profile (default: the most recent; 'all' mixes them)",
     )
     _only_arg(p)
+
+    p = sub.add_parser(
+        "export", help="deduplicated runs and traces as one Parquet or CSV file each"
+    )
+    p.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
+    p.add_argument("--format", dest="fmt", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--out", type=Path, help="output folder (default RESULTS_DIR/export)")
+    p.add_argument(
+        "--sql-names",
+        action="store_true",
+        help="columns named problem_d rather than problem.d (no quoting in SQL)",
+    )
     return parser
 
 
@@ -123,9 +145,32 @@ def _blocked(values: Sequence[str]) -> list[str]:
     return out
 
 
-def _first_line(obj: object) -> str:
+# Words a period follows without ending a sentence (the plugins cite papers).
+_ABBREVIATIONS = {"al", "e.g", "i.e", "fig", "figs", "sec", "eq", "eqs", "alg", "def", "vs", "cf"}
+
+
+def first_sentence(obj: object) -> str:
+    """The first sentence of ``obj``'s docstring, whatever line breaks it spans.
+
+    A period ends it when it is outside brackets, followed by a space and a capital
+    (or the paragraph's end), and not after an abbreviation (``et al.``, ``Fig.``).
+    """
     doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    para = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    depth = 0
+    for i, ch in enumerate(para):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth = max(depth - 1, 0)
+        elif ch in ".!?" and depth == 0:
+            rest = para[i + 1 :]
+            word = re.search(r"([\w.]*)$", para[:i]).group(1).lower()
+            if word in _ABBREVIATIONS:
+                continue
+            if not rest or re.match(r"\s+[A-Z]", rest):
+                return para[: i + 1]
+    return para
 
 
 def cmd_list(args: argparse.Namespace, out: Console) -> int:
@@ -138,11 +183,12 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
         table.add_column("name")
         table.add_column("plugin")
         table.add_column("families")
-        table.add_column("description")
+        # Wrapped at a readable width, on a terminal and in a log alike.
+        table.add_column("description", max_width=DESCRIPTION_WIDTH)
         for name, cls in sorted(registry.components[kind].items()):
-            table.add_row(
-                name, registry.plugin_of(kind, name), ", ".join(cls.families), _first_line(cls)
-            )
+            # escaped: a docstring's "w*[k]" is text, not rich markup
+            cells = (name, registry.plugin_of(kind, name), ", ".join(cls.families))
+            table.add_row(*map(escape, cells), escape(first_sentence(cls)))
         out.print(table)
     return 0
 
@@ -364,7 +410,32 @@ def _run_one(
             err.print(f"trials {done}/{total}", highlight=False)
 
     try:
-        report = run.execute(
+        report = _execute_interruptible(run, args, path, profile, blocked, on_progress, err)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if report is None:
+        return INTERRUPTED
+    _print_summary(out, report)
+    _print_rows_used(out, report, args.only)
+    _print_errors(out, report)
+    return report.exit_code
+
+
+def _execute_interruptible(run, args, path, profile, blocked, on_progress, err: Console):
+    """``run.execute``, or None after Ctrl-C: then say what was kept and how to resume.
+
+    The run loop writes every finished unit on its way out (``PartWriter.flush``), so the
+    rows counted here are on disk; rerunning the same command skips them.
+    """
+    progress = [0, 0]
+
+    def counting(done: int, total: int) -> None:
+        progress[:] = [done, total]
+        on_progress(done, total)
+
+    try:
+        return run.execute(
             path,
             profile=profile,
             workers=args.workers,
@@ -376,16 +447,39 @@ def _run_one(
             plugins=args.plugin,
             blocked=blocked,
             timeout=args.timeout,
-            on_progress=on_progress,
+            on_progress=counting,
             only=args.only,
         )
-    finally:
-        if progress is not None:
-            progress.stop()
-    _print_summary(out, report)
-    _print_rows_used(out, report, args.only)
-    _print_errors(out, report)
-    return report.exit_code
+    except KeyboardInterrupt:
+        pass
+    done, total = progress
+    where = ""
+    try:
+        from harness.store import Store
+
+        _, suite, cells, _ = run.prepare(
+            path,
+            profile=profile,
+            overrides=args.overrides,
+            plugins=args.plugin,
+            blocked=blocked,
+            only=args.only,
+        )
+        folder = run.results_root(args.results, suite)
+        wanted = {(c.cell_id, t) for c in cells for t in range(c.trials)}
+        stored = len(wanted & Store(folder).completed()) if folder.exists() else 0
+        where = f"; {stored} of {len(wanted)} trials of the suite are stored ok in {folder}"
+    except (InputError, OSError, KeyboardInterrupt):
+        pass
+    err.print(
+        f"interrupted: kept the {done} trials this run finished (of {total} to run){where}.\n"
+        f"Resume with the same command (stored trials are not run again):\n"
+        f"  relubench {shlex.join(sys.argv[1:] if args.argv is None else args.argv)}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return None
 
 
 def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
@@ -443,6 +537,7 @@ def _print_summary(out: Console, report) -> None:
     if report.dropped:
         out.print(f"dropped {len(report.dropped)} incompatible combinations (see --dry-run)")
     out.print(f"results: {report.results_dir}")
+    out.print(f"figures: relubench report {shlex.quote(str(report.results_dir))}", highlight=False)
 
 
 def _print_rows_used(out: Console, report, only: Sequence[str]) -> None:
@@ -509,11 +604,31 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, out: Console) -> int:
+    from harness.store import export
+
+    paths = export(args.results_dir, args.fmt, args.out, sql_names=args.sql_names)
+    for path in paths:
+        out.print(f"{path.stem}: {path}", highlight=False)
+    return 0
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console that wraps nothing it need not: in a log, a pipe or CI (not a
+    terminal, no ``COLUMNS`` wider) tables keep their natural width."""
+    c = Console(soft_wrap=True, stderr=stderr)
+    if not c.is_terminal:
+        columns = os.environ.get("COLUMNS", "")
+        c.width = max(int(columns) if columns.isdigit() else 0, OFF_TERMINAL_WIDTH)
+    return c
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    out = Console(soft_wrap=True)
-    err = Console(stderr=True, soft_wrap=True)
+    out = console()
+    err = console(stderr=True)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = None if argv is None else list(argv)
     try:
         if args.command == "list":
             return cmd_list(args, out)
@@ -523,9 +638,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, out, err)
         if args.command == "report":
             return cmd_report(args, out)
+        if args.command == "export":
+            return cmd_export(args, out)
     except InputError as exc:
         err.print(f"relubench: error: {exc}", markup=False, highlight=False)
         return 2
+    except KeyboardInterrupt:
+        err.print("relubench: interrupted", markup=False, highlight=False)
+        return INTERRUPTED
     return 2
 
 

@@ -14,7 +14,9 @@ import os
 import platform
 import subprocess
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -43,8 +45,11 @@ OUTCOME = [
     ("time_s", pa.float64()),
     ("time_mode", pa.string()),
 ]
+CREATED_AT_TYPE = pa.timestamp("us", tz="UTC")
+"""``created_at`` is a UTC timestamp (folders written before it was one hold ISO 8601 text;
+:mod:`harness.store` reads both)."""
 PROVENANCE = [
-    ("created_at", pa.string()),
+    ("created_at", CREATED_AT_TYPE),
     ("host", pa.string()),
     ("harness_version", pa.string()),
 ]
@@ -63,6 +68,12 @@ SPLITS = ("test", "tune")
 STATUSES = ("ok", "diverged", "timeout", "error")
 """Trial statuses, best first (a reader keeps the best row of a trial stored twice)."""
 METRIC_PREFIX = "metric."
+
+
+def timestamp(value: datetime | str) -> datetime:
+    """A ``created_at`` value as an aware UTC datetime (from a datetime or ISO 8601 text)."""
+    t = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def param_value(v: Any) -> Any:
@@ -100,10 +111,14 @@ def base_rows(
     trials: Sequence[int],
     data_seeds: Sequence[int],
     *,
-    created_at: str,
+    created_at: datetime | str,
     host: str,
 ) -> list[dict[str, Any]]:
-    """One ``ok`` row per trial with identity and parameter columns, outcome and metrics unset."""
+    """One ``ok`` row per trial with identity and parameter columns, outcome and metrics unset.
+
+    ``created_at`` is a timezone-aware datetime (ISO 8601 text is parsed; a naive time
+    is taken as UTC).
+    """
     fixed = cell_columns(cell)
     tail: dict[str, Any] = {
         "status": "ok",
@@ -111,7 +126,7 @@ def base_rows(
         "iterations": None,
         "time_s": None,
         "time_mode": None,
-        "created_at": created_at,
+        "created_at": timestamp(created_at),
         "host": host,
         "harness_version": HARNESS_VERSION,
         **{METRIC_PREFIX + m.name: None for m in cell.metrics},
@@ -129,7 +144,7 @@ def failed_rows(
     status: str,
     message: str,
     *,
-    created_at: str,
+    created_at: datetime | str,
     host: str,
 ) -> list[dict[str, Any]]:
     """Rows of trials that produced nothing (worker died, timeout): each gets ``status``."""
@@ -181,15 +196,82 @@ def empty_runs_columns() -> list[str]:
     return [n for n, _ in IDENTITY + OUTCOME + PROVENANCE]
 
 
-@lru_cache(maxsize=1)
-def _git_commit() -> str | None:
+def source_tree() -> Path:
+    """The folder the running ``harness`` package was imported from, one level up: the
+    source tree of an editable install or a checkout (not the current directory)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _git(root: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
-        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _installed_commit() -> str | None:
+    """The commit pip recorded when relubench was installed from a git URL (PEP 610)."""
+    from importlib import metadata
+
+    try:
+        text = metadata.distribution("relubench").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    info = json.loads(text or "{}").get("vcs_info", {})
+    return info.get("commit_id")
+
+
+@lru_cache(maxsize=4)
+def git_state(root: Path | None = None) -> dict[str, Any]:
+    """``{"git_commit": sha | None, "git_dirty": bool | None}`` of the installed source tree.
+
+    Read from the git work tree whose top level is ``root`` (default
+    :func:`source_tree`), whatever the current directory; a copy installed into
+    site-packages is not that top level and reports the commit pip recorded, if
+    any, with ``git_dirty`` None (unknown). Dirty means tracked files differ from
+    the commit (untracked files do not count).
+    """
+    root = (root or source_tree()).resolve()
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != root:
+        return {"git_commit": _installed_commit(), "git_dirty": None}
+    commit = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit or None, "git_dirty": None if status is None else bool(status)}
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (``AMD EPYC 7763 64-Core Processor``), else its architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            # x86: "model name"; some ARM kernels: "Hardware" or "Processor"
+            if key.strip() in ("model name", "Hardware", "Processor") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        try:
+            out = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+            if out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine()
 
 
 def provenance(extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -204,11 +286,13 @@ def provenance(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "pyarrow": pa.__version__,
         "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git_commit": _git_commit(),
+        **git_state(),
+        "source_dir": str(source_tree()),
     }
     info.update(extra or {})
     return info

@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from harness.rows import STATUSES, TRACES_SCHEMA, empty_runs_columns
+from harness.errors import InputError
+from harness.rows import CREATED_AT_TYPE, STATUSES, TRACES_SCHEMA, empty_runs_columns
 
 if TYPE_CHECKING:
     from harness.expand import Cell
@@ -59,8 +60,9 @@ class Store:
         self.traces_dir = self.root / "traces"
 
     def ensure(self) -> None:
+        # traces/ is made by the first unit that has traces: an empty folder would make
+        # DuckDB and polars fail on a glob that matches no file.
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.traces_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ reading
     def part_files(self, cell_id: str | None = None) -> list[str]:
@@ -127,6 +129,7 @@ class Store:
         name = f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
         if traces:
             tt = pa.Table.from_pylist(traces, schema=TRACES_SCHEMA).replace_schema_metadata(meta)
+            self.traces_dir.mkdir(exist_ok=True)
             _atomic_write(tt, self.traces_dir / name)
         target = self.runs_dir / name
         _atomic_write(table, target)
@@ -254,8 +257,24 @@ def _read_files(files: list[str], columns: list[str] | None = None) -> pd.DataFr
     """Rows of some part files, their schemas unified (a column one file lacks is null)."""
     if not files:
         return None
-    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    schema = unified_schema(files)
     return ds.dataset(files, schema=schema, format="parquet").to_table(columns=columns).to_pandas()
+
+
+def _current(schema: pa.Schema) -> pa.Schema:
+    """A part file's schema as this version writes it: ``created_at`` was ISO 8601 text in
+    folders written before it became a timestamp; the dataset scan casts it."""
+    i = schema.get_field_index("created_at")
+    if i >= 0 and schema.field(i).type != CREATED_AT_TYPE:
+        schema = schema.set(i, pa.field("created_at", CREATED_AT_TYPE))
+    return schema
+
+
+def unified_schema(files: Sequence[str]) -> pa.Schema:
+    """One schema for part files written by different runs and versions (a column one
+    file lacks is null in its rows)."""
+    schemas = [_current(pq.read_schema(f)) for f in files]
+    return pa.unify_schemas(schemas, promote_options="permissive")
 
 
 def _runs_folder(folder: str | Path) -> Path:
@@ -307,3 +326,62 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The provenance dict stored in a part file's metadata."""
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta.get(b"relubench", b"{}"))
+
+
+EXPORT_FORMATS = ("parquet", "csv")
+
+
+def export(
+    folder: str | Path,
+    fmt: str = "parquet",
+    out: str | Path | None = None,
+    *,
+    sql_names: bool = False,
+) -> list[Path]:
+    """Write a suite folder's deduplicated ``runs`` (as :func:`load_results` reads them) and
+    ``traces`` as one file each, ``runs.<fmt>`` and ``traces.<fmt>``, into ``out`` (default
+    ``<folder>/export``); return the paths.
+
+    Any reader then sees one row per (cell_id, trial) without a dedupe query, and one
+    schema. ``traces`` is written even when empty (with its columns), so a reader never
+    meets a missing file. Parquet files carry the newest part file's ``relubench``
+    metadata (environment, declarations). ``sql_names`` writes ``problem_d`` for
+    ``problem.d`` (names that need no quoting in SQL); the names must stay distinct.
+    """
+    folder = Path(folder)
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"--format {fmt!r}: unknown; allowed: {', '.join(EXPORT_FORMATS)}")
+    files = part_files(_runs_folder(folder))
+    if not files:
+        raise InputError(
+            f"{folder}: no results to export (no part files in {_runs_folder(folder)}); give "
+            "a suite's results folder (RESULTS_DIR/<suite name>, as printed by 'relubench run')"
+        )
+    runs = load_results(folder)
+    traces = load_traces(folder)
+    traces = traces.merge(runs[["cell_id", "trial"]], on=["cell_id", "trial"], how="inner")
+    if sql_names:
+        runs, traces = _sql_names(runs, folder), _sql_names(traces, folder)
+    target = Path(out) if out is not None else folder / "export"
+    target.mkdir(parents=True, exist_ok=True)
+    meta = pq.read_schema(files[-1]).metadata or {}
+    meta = {k: v for k, v in meta.items() if k == b"relubench"}
+    written = []
+    for name, frame in (("runs", runs), ("traces", traces)):
+        path = target / f"{name}.{fmt}"
+        if fmt == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            schema = TRACES_SCHEMA if name == "traces" and not sql_names else None
+            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            _atomic_write(table.replace_schema_metadata(meta), path)
+        written.append(path)
+    return written
+
+
+def _sql_names(frame: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    names = {c: c.replace(".", "_") for c in frame.columns}
+    if len(set(names.values())) < len(names):
+        clash = sorted(c for c in names if list(names.values()).count(names[c]) > 1)
+        raise InputError(f"{folder}: --sql-names would merge columns {', '.join(clash)}")
+    return frame.rename(columns=names)

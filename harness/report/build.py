@@ -99,10 +99,13 @@ def _n50_text(fit: N50Fit) -> tuple[str, str]:
     return f"{fit.n50:.4g}", f"[{fit.low:.4g}, {fit.high:.4g}]"
 
 
-def _metric_cell(values: pd.Series) -> str:
+def _metric_cell(values: pd.Series, *, success: bool = False) -> str:
     v = pd.to_numeric(values, errors="coerce").dropna()
     if v.empty:
         return ""
+    if success:  # a 0/1 outcome: a proportion with its Wilson interval, not mean +- sd
+        low, high = wilson_interval(v.sum(), len(v))
+        return f"{fmt(v.sum())}/{len(v)} = {v.mean():.3g} [{float(low):.2g}, {float(high):.2g}]"
     if len(v) == 1:
         return f"{v.iloc[0]:.4g}"
     return f"{v.mean():.4g} ± {v.std():.2g}"
@@ -403,9 +406,14 @@ def _metrics_section(doc: Document, layout: Layout, per_trial: pd.DataFrame) -> 
     if per_trial.empty:
         return
     doc.h(1, "Final metrics")
-    doc.p("Mean ± standard deviation over trials with status ok; iterations and time: median.")
+    doc.p(
+        "Mean ± standard deviation over trials with status ok; success metrics: successes/"
+        "trials = proportion [Wilson 95% interval]; iterations and time: median."
+    )
     cols = layout.config_columns()
     metrics = [m for m in layout.metrics if per_trial[m].notna().any()]
+    names = [m.removeprefix("metric.") for m in metrics]
+    successes = {f"metric.{n}" for n in layout.declarations.with_role("success", names)}
     headers = ["configuration", "series", "trials", *(m.removeprefix("metric.") for m in metrics)]
     has_it = "iterations" in per_trial.columns
     has_time = "time_s" in per_trial.columns
@@ -414,7 +422,7 @@ def _metrics_section(doc: Document, layout: Layout, per_trial: pd.DataFrame) -> 
     for key, g in per_trial.groupby([*cols, "_series"], dropna=False, sort=True):
         row = [figures.config_text(layout, pd.Series(dict(zip([*cols, "_series"], key)))), key[-1]]
         row.append(str(len(g)))
-        row += [_metric_cell(g[m]) for m in metrics]
+        row += [_metric_cell(g[m], success=m in successes) for m in metrics]
         if has_it:
             row.append(fmt(float(pd.to_numeric(g["iterations"], errors="coerce").median())))
         if has_time:

@@ -18,14 +18,24 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter, LogLocator, NullLocator
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    NullLocator,
+)
+from matplotlib.transforms import ScaledTranslation
 
 from harness.report.boundary import N50Fit
 from harness.report.data import Layout, curve_key, fmt
+from harness.report.stats import wilson_interval
 
 MAX_PANELS = 6  # convergence panels per figure; more problem configurations are sampled
 MAX_BAR_CONFIGS = 12  # bar charts only for tables, not for sweeps
 MAX_CURVE_POINTS = 1500  # a trace longer than this is thinned for drawing
+DODGE_POINTS = 3.0  # sideways offset between the groups of a success plot
 # SVG text stays text (smaller, faster, searchable); a fixed hash salt keeps
 # the SVG ids stable so an unchanged report is byte-identical.
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "relubench"}
@@ -53,11 +63,72 @@ def log_scale(ax: Any, axis: str = "y") -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
     lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
     target.set_major_formatter(LogFormatter())
-    if lo > 0 and np.log10(hi / lo) < 3:
+    if lo > 0 and np.log10(hi / lo) < 1:
+        # Under a decade matplotlib places ticks between powers of ten, which the log
+        # formatter rounds to one digit ("9e-01" twice): label them as plain numbers.
+        plain = FuncFormatter(lambda v, _: f"{v:.3g}")
+        target.set_major_formatter(plain)
+        target.set_minor_formatter(plain)
+    elif lo > 0 and np.log10(hi / lo) < 3:
         target.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-        target.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(3, 3)))
+        # x labels sit side by side: "5e-03" and "1e-02" collide beyond 1.5 decades
+        if axis == "y" or np.log10(hi / lo) < 1.5:
+            target.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(3, 3)))
+        else:
+            target.set_minor_formatter(NullFormatter())
     else:
         target.set_minor_locator(NullLocator())
+
+
+def integer_ticks(ax: Any, axis: str = "x") -> None:
+    """Ticks only at whole numbers (an iteration or a sample count is never 1.5)."""
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    if (ax.get_xscale() if axis == "x" else ax.get_yscale()) == "linear":
+        target.set_major_locator(MaxNLocator(integer=True))
+
+
+@dataclass
+class PanelScales:
+    """What each panel of one figure asks of its axes, applied to every panel alike, so
+    panels side by side never switch between linear and log.
+
+    ``y_positive``: every value drawn is > 0 (log y possible); ``x_spread``: the x values
+    span more than ``x_spread_limit`` between curves (log x wanted); ``x_geometric``:
+    the x grid is log-spaced; ``x_starts_positive``: no x is 0 (else symlog).
+    """
+
+    y_positive: bool = True
+    x_spread: bool = False
+    x_geometric: bool = True
+    x_starts_positive: bool = True
+    integer_x: bool = False
+
+    def panel(
+        self,
+        *,
+        y_positive: bool = True,
+        x_spread: bool = False,
+        x_geometric: bool = True,
+        x_starts_positive: bool = True,
+    ) -> None:
+        """Record one panel's wishes."""
+        self.y_positive &= y_positive
+        self.x_spread |= x_spread
+        self.x_geometric &= x_geometric
+        self.x_starts_positive &= x_starts_positive
+
+    def apply(self, axes: list[Any], *, log_y: bool = True) -> None:
+        """Set every panel's scales (after plotting: log scales read the limits)."""
+        for ax in axes:
+            if log_y and self.y_positive:
+                log_scale(ax)
+            if self.x_spread or self.x_geometric:
+                if self.x_starts_positive:
+                    log_scale(ax, "x")
+                else:
+                    ax.set_xscale("symlog", linthresh=1.0)
+            if self.integer_x:
+                integer_ticks(ax)
 
 
 def geometric(values: np.ndarray) -> bool:
@@ -203,6 +274,7 @@ def heatmaps(layout: Layout, table: pd.DataFrame, fits: dict[tuple, N50Fit]) -> 
 
 
 _LINESTYLES = ["-", "--", ":", "-."]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
 class Styler:
@@ -210,7 +282,9 @@ class Styler:
 
     With several sizes (d, k) in view, color tells the size and line style the
     group (solver or series), as in the papers' figures; with one size, color
-    tells the group. Sizes constant within ``part`` are left out of labels.
+    tells the group. Marker and line style always tell the group too, so curves
+    that coincide stay visible (a dashed line over a solid one, a square beside a
+    circle). Sizes constant within ``part`` are left out of labels.
     """
 
     def __init__(self, part: pd.DataFrame, group_col: str, sizes: list[str]) -> None:
@@ -225,16 +299,20 @@ class Styler:
         # -inf stands for a missing size: NaN would never equal itself in .index().
         return tuple(float(values[s]) if pd.notna(values[s]) else -np.inf for s in self.sizes)
 
-    def style(self, group: str, d: float, k: float) -> tuple[Any, str]:
+    def style(self, group: str, d: float, k: float) -> tuple[Any, str, str]:
+        """(color, line style, marker) of a curve."""
         g = self.groups.index(group)
+        marker = _MARKERS[g % len(_MARKERS)]
         if self.by_size:
-            return self.colors[self.combos.index(self.combo(d, k))], _LINESTYLES[g % 4]
-        return self.colors[g], "-"
+            return self.colors[self.combos.index(self.combo(d, k))], _LINESTYLES[g % 4], marker
+        return self.colors[g], _LINESTYLES[g % 4], marker
 
     def label(self, group: str, d: float, k: float) -> str:
+        """The legend entry: the group (when there are several) and the sizes in view; the
+        group alone when nothing else tells curves apart (a one-series plot keeps a legend)."""
         parts = [group] if len(self.groups) > 1 else []
         parts += [size_text(d, k, self.sizes)] if self.sizes else []
-        return ", ".join(p for p in parts if p)
+        return ", ".join(p for p in parts if p) or str(group)
 
 
 def success_curves(
@@ -257,13 +335,15 @@ def success_curves(
             nrows = -(-len(inits) // ncols)
             fig = new_figure(4.6 * ncols, 3.6 * nrows)
             axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
+            # One x scale for every panel: log when the facet's n grid is log-spaced.
+            scales = PanelScales(x_geometric=geometric(part["_n"]), integer_x=norm is None)
             for ax, init in zip(axes, inits):
                 sub = part[part["_init"] == init]
                 for (solver, d, k), curve in sub.groupby(["_solver", "_d", "_k"], dropna=False):
                     curve = curve.sort_values("_n")
                     scale = 1.0 if norm is None else float(curve[f"_{norm}"].iloc[0])
                     x = curve["_n"].to_numpy(float) / scale
-                    color, ls = styler.style(solver, d, k)
+                    color, ls, marker = styler.style(solver, d, k)
                     label = styler.label(solver, d, k)
                     rate = curve["rate"].to_numpy(float)
                     # Clipped: rounding can put a Wilson bound a hair past the rate.
@@ -274,10 +354,16 @@ def success_curves(
                     )
                     # Many curves: thin bars without caps, or the bars hide the curves.
                     crowded = len(styler.combos) * len(styler.groups) > 4
+                    # Groups a few points apart sideways, so equal rates (both solvers at
+                    # 0 or 1) show both markers and both bars, on any x scale.
+                    g = styler.groups.index(solver)
+                    shift = (g - (len(styler.groups) - 1) / 2) * DODGE_POINTS / 72
+                    dodge = ScaledTranslation(shift, 0, fig.dpi_scale_trans)
                     ax.errorbar(
-                        x, rate, yerr=err, color=color, ls=ls, marker="o", ms=3, lw=1.2,
-                        capsize=0 if crowded else 2, elinewidth=0.6 if crowded else 1.0,
-                        alpha=0.85, label=label or None,
+                        x, rate, yerr=err, color=color, ls=ls, marker=marker, ms=4, lw=1.2,
+                        mfc="none", capsize=0 if crowded else 2,
+                        elinewidth=0.6 if crowded else 1.0, alpha=0.8, label=label,
+                        transform=ax.transData + dodge,
                     )  # fmt: skip
                     fit = fits.get(curve_key(facet, curve["_series"].iloc[0], d, k))
                     if fit is not None and np.isfinite(fit.slope):
@@ -285,13 +371,11 @@ def success_curves(
                         ax.plot(grid_n / scale, fit.predict(grid_n), color=color, lw=0.6, alpha=0.6)
                 ax.set_title(_title(f"init: {init}", facet), fontsize=9)
                 ax.set_xlabel("n" if norm is None else f"n/{norm}")
-                if geometric(sub["_n"]):
-                    log_scale(ax, "x")
                 ax.set_ylim(-0.03, 1.03)
                 ax.axhline(0.5, color="0.7", lw=0.6, zorder=0)
                 ax.grid(alpha=0.3)
-                if ax.get_legend_handles_labels()[0]:
-                    ax.legend(fontsize=7, loc="lower right")
+                ax.legend(fontsize=7, loc="lower right")
+            scales.apply(list(axes[: len(inits)]), log_y=False)
             for ax in axes[: len(inits) : ncols]:
                 ax.set_ylabel("success probability")
             for ax in axes[len(inits) :]:
@@ -322,7 +406,8 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
-    """Each final metric (other than the success metric) against n: mean and interquartile band.
+    """Each final metric (other than the success metric) against n: median and interquartile
+    band.
 
     One panel per facet (nine to a figure). Against n/d (or n/k) where that
     size varies within the facet, the axis on which the papers show error
@@ -345,6 +430,7 @@ def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
             fig = new_figure(4.6 * ncols if ncols > 1 else 6.4, 3.6 * nrows if nrows > 1 else 4.2)
             axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
             xnames = set()
+            scales = PanelScales(integer_x=True)
             for ax, facet in zip(axes, chunk):
                 part = data[data["_facet"] == facet]
                 styler = Styler(part, "_series", layout.sizes)
@@ -352,22 +438,21 @@ def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
                 part = part.assign(_x=part["_n"] / (part[f"_{norm}"] if norm else 1.0))
                 positive = True
                 for (series, d, k), curve in part.groupby(["_series", "_d", "_k"], dropna=False):
-                    stats = curve.groupby("_x")[metric].agg(
-                        mean="mean", q1=lambda v: v.quantile(0.25), q3=lambda v: v.quantile(0.75)
-                    )
-                    positive &= bool((stats[["mean", "q1"]] > 0).all().all())
-                    c, ls = styler.style(series, d, k)
-                    label = styler.label(series, d, k) or series
+                    # The median inside its interquartile band: the line is always in its band
+                    # (a mean can sit outside it).
+                    stats = curve.groupby("_x")[metric].quantile([0.25, 0.5, 0.75]).unstack()
+                    stats.columns = ["q1", "median", "q3"]
+                    positive &= bool((stats[["median", "q1"]] > 0).all().all())
+                    c, ls, marker = styler.style(series, d, k)
                     ax.plot(
-                        stats.index, stats["mean"], marker="o", ms=3, color=c, ls=ls, label=label
-                    )  # noqa: E501
+                        stats.index, stats["median"], marker=marker, ms=4, mfc="none", color=c,
+                        ls=ls, alpha=0.9, label=styler.label(series, d, k),
+                    )  # fmt: skip
                     ax.fill_between(
                         stats.index, stats["q1"], stats["q3"], color=c, alpha=0.12, lw=0
                     )  # noqa: E501
-                if positive:
-                    log_scale(ax)
-                if geometric(part["_x"]):
-                    log_scale(ax, "x")
+                scales.panel(y_positive=positive, x_geometric=geometric(part["_x"]))
+                scales.integer_x &= norm is None  # n is whole; n/d is not
                 xname = f"n/{norm}" if norm else "n"
                 xnames.add(xname)
                 ax.set_xlabel(xname)
@@ -375,6 +460,7 @@ def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=7, loc="upper right")
                 ax.set_title(facet or name, fontsize=9)
+            scales.apply(list(axes[: len(chunk)]))
             for ax in axes[len(chunk) :]:
                 ax.set_visible(False)
             xname = " or ".join(sorted(xnames))
@@ -382,7 +468,7 @@ def metric_curves(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
             yield Plot(
                 slug(f"{name} vs {xname.replace('/', ' over ')}{part_no}"),
                 f"{name} against {xname}{part_no}",
-                f"Mean {name} over trials (line) and interquartile range (band)"
+                f"Median {name} over trials (line) and interquartile range (band)"
                 + ("; one panel per facet." if len(facets) > 1 else "."),
                 fig,
             )
@@ -460,6 +546,7 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
             nrows = -(-len(panels) // ncols)
             fig = new_figure(4.6 * ncols, 3.4 * nrows)
             axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+            scales = PanelScales(x_geometric=False, integer_x=xkind == "iteration")
             for ax, pkey in zip(axes, panels):
                 sel = np.ones(len(mdata), bool)
                 for col, v in zip(panel_cols, pkey):
@@ -484,23 +571,27 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
                             .to_numpy()
                         )
                     keep = _thin(q.index.to_numpy())
-                    c = colors[series_all.index(series)]
+                    i = series_all.index(series)
+                    c = colors[i]
                     vals = q.to_numpy()[keep]
                     all_positive &= bool(np.all(vals[np.isfinite(vals)] > 0))
                     if np.isfinite(x).any():
                         ends.append(np.nanmax(x))
                         starts.append(np.nanmin(x))
-                    ax.plot(x[keep], vals[:, 1], color=c, lw=1.3, label=series)
+                    ax.plot(
+                        x[keep], vals[:, 1], color=c, lw=1.3, ls=_LINESTYLES[i % 4],
+                        marker=_MARKERS[i % len(_MARKERS)], ms=4, mfc="none",
+                        markevery=max(1, len(keep) // 8), alpha=0.9, label=series,
+                    )  # fmt: skip
                     ax.fill_between(x[keep], vals[:, 0], vals[:, 2], color=c, alpha=0.2, lw=0)
-                if all_positive:
-                    log_scale(ax)
                 # Curves of very different lengths (AltMin's 10 steps beside GD's
-                # 1000) share the panel only on a log x-axis, as in Oymak & Asif Fig. 3.
-                if ends and min(ends) > 0 and max(ends) / min(ends) > 10:
-                    if min(starts) > 0:
-                        log_scale(ax, "x")
-                    else:
-                        ax.set_xscale("symlog", linthresh=1.0)
+                # 1000) share the panel only on a log x-axis, as in Oymak & Asif Fig. 3;
+                # every panel of the figure then gets it.
+                scales.panel(
+                    y_positive=all_positive,
+                    x_spread=bool(ends) and min(ends) > 0 and max(ends) / min(ends) > 10,
+                    x_starts_positive=not starts or min(starts) > 0,
+                )
                 ax.set_xlabel(
                     {"iteration": "iteration", "time_s": "solver time (s)"}.get(
                         xkind, xkind.replace("_", " ")
@@ -510,6 +601,7 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
                 ax.set_title(panel_label(pkey), fontsize=9)
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=7, loc="upper right")
+            scales.apply(list(axes[: len(panels)]))
             for ax in axes[len(panels) :]:
                 ax.set_visible(False)
             note = f" {skipped} more problem configurations not drawn." if skipped else ""
@@ -526,7 +618,8 @@ def convergence(layout: Layout, traces: pd.DataFrame) -> Iterator[Plot]:
 
 
 def bars(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
-    """Grouped bars of each final metric: mean and standard deviation over trials.
+    """Grouped bars of each final metric: the median with its interquartile range, or for a
+    success metric (0/1 per trial) the proportion of successes with its Wilson 95% interval.
 
     Drawn when the results are a table (a few problem configurations, such as
     datasets x architectures), not a sweep over n (the curves say it better).
@@ -539,7 +632,17 @@ def bars(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
         data = per_trial.dropna(subset=[metric])
         if data.empty:
             continue
-        stats = data.groupby([*config_cols, "_series"], dropna=False)[metric].agg(["mean", "std"])
+        name = metric.removeprefix("metric.")
+        success = layout.declarations.role(name) == "success"
+        stats = data.groupby([*config_cols, "_series"], dropna=False)[metric].agg(
+            value="median" if not success else "mean",
+            low=lambda v: v.quantile(0.25),
+            high=lambda v: v.quantile(0.75),
+            successes="sum",
+            trials="count",
+        )
+        if success:
+            stats["low"], stats["high"] = wilson_interval(stats["successes"], stats["trials"])
         stats = stats.reset_index()
         stats["config"] = stats.apply(lambda r: config_text(layout, r) or "all", axis=1)
         cfgs = list(dict.fromkeys(stats["config"]))
@@ -551,20 +654,15 @@ def bars(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
         for j, s in enumerate(series):
             rows = stats[stats["_series"] == s].set_index("config").reindex(cfgs)
             xs = np.arange(len(cfgs)) + (j - (len(series) - 1) / 2) * width
-            ax.bar(
-                xs,
-                rows["mean"],
-                width,
-                yerr=rows["std"].fillna(0.0),
-                color=colors[j],
-                label=s,
-                capsize=2,
-            )  # noqa: E501
-        vals = stats["mean"].to_numpy(float)
+            err = np.clip([rows["value"] - rows["low"], rows["high"] - rows["value"]], 0.0, None)
+            ax.bar(xs, rows["value"], width, yerr=np.nan_to_num(err), color=colors[j], label=s,
+                   capsize=2)  # fmt: skip
+        vals = stats["value"].to_numpy(float)
         vals = vals[np.isfinite(vals)]
-        if len(vals) and np.all(vals > 0) and vals.max() / vals.min() > 100:
+        if success:
+            ax.set_ylim(0.0, 1.03)
+        elif len(vals) and np.all(vals > 0) and vals.max() / vals.min() > 100:
             log_scale(ax)
-        name = metric.removeprefix("metric.")
         ax.set_xticks(
             np.arange(len(cfgs)),
             cfgs,
@@ -572,16 +670,16 @@ def bars(layout: Layout, per_trial: pd.DataFrame) -> Iterator[Plot]:
             ha="right" if len(cfgs) > 3 else "center",
             fontsize=8,
         )  # noqa: E501
-        ax.set_ylabel(name)
+        ax.set_ylabel(f"{name} (proportion of trials)" if success else name)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=7)
         ax.set_title(name, fontsize=9)
-        yield Plot(
-            slug(f"bars {name}"),
-            f"Final {name} per solver",
-            "Mean over trials; error bars: one standard deviation.",
-            fig,
+        caption = (
+            "Proportion of successful trials; error bars: Wilson 95% interval."
+            if success
+            else "Median over trials; error bars: interquartile range."
         )
+        yield Plot(slug(f"bars {name}"), f"Final {name} per solver", caption, fig)
 
 
 def config_text(layout: Layout, row: pd.Series) -> str:
