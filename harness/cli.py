@@ -419,6 +419,7 @@ def _run_one(
     _print_summary(out, report)
     _print_rows_used(out, report, args.only)
     _print_errors(out, report)
+    _print_where(out, report)
     return report.exit_code
 
 
@@ -536,6 +537,10 @@ def _print_summary(out: Console, report) -> None:
             out.print(escape(line))
     if report.dropped:
         out.print(f"dropped {len(report.dropped)} incompatible combinations (see --dry-run)")
+
+
+def _print_where(out: Console, report) -> None:
+    """The last lines of a run: where the results are and how to draw them."""
     out.print(f"results: {report.results_dir}")
     out.print(f"figures: relubench report {shlex.quote(str(report.results_dir))}", highlight=False)
 

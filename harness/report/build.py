@@ -154,9 +154,7 @@ def build_report(
         meta["relubench.profile"] = "null" if rows.profile == DEFAULT else rows.profile
     doc.p(rows.note)
     _overview(doc, layout, results_dir)
-    _expectations_section(
-        doc, runs, meta, traces, covered_only=bool(only) or bool(rows.only)
-    )
+    _expectations_section(doc, runs, meta, traces, covered_only=bool(only) or bool(rows.only))
     _tuning_section(doc, results_dir)
 
     table = success_table(layout) if layout.has_success else None
