@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import InputError
+from harness.expand import MAX_CELLS, MAX_TRIALS, Limits
 
 KIND_ALIASES = {
     "problems": "problem",
@@ -80,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a suite value, e.g. --set trials=5 --set problems.d=[10,20]",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--max-cells",
+        type=int,
+        default=MAX_CELLS,
+        metavar="N",
+        help=f"refuse a suite of more cells than this (default {MAX_CELLS:,})",
+    )
+    p.add_argument(
+        "--max-trials",
+        type=int,
+        default=MAX_TRIALS,
+        metavar="N",
+        help=f"refuse a suite of more trials, cells x trials, than this (default {MAX_TRIALS:,})",
+    )
     _plugin_args(p)
 
     p = sub.add_parser("report", help="figures and a summary from a results folder")
@@ -157,6 +172,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from harness import run
 
     blocked = _blocked(args.block)
+    limits = _limits(args)
     if args.dry_run:
         registry, suite, cells, dropped = run.prepare(
             args.suite,
@@ -164,6 +180,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             overrides=args.overrides,
             plugins=args.plugin,
             blocked=blocked,
+            limits=limits,
         )
         return _print_dry_run(out, suite, cells, dropped, args.results)
 
@@ -216,6 +233,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             blocked=blocked,
             timeout=args.timeout,
             on_progress=on_progress,
+            limits=limits,
         )
     finally:
         if progress is not None:
@@ -224,27 +242,59 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return report.exit_code
 
 
+def _limits(args: argparse.Namespace) -> Limits:
+    for flag, value in (("--max-cells", args.max_cells), ("--max-trials", args.max_trials)):
+        if value < 1:
+            raise InputError(f"{flag} {value}: must be >= 1")
+    return Limits(max_cells=args.max_cells, max_trials=args.max_trials)
+
+
+DRY_RUN_ROWS = 50
+"""A dry run lists every cell up to this many; beyond, counts and the first and last few."""
+DRY_RUN_ENDS = 5
+
+
 def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
+    from collections import Counter
+
     from harness.run import results_root
     from harness.store import Store
 
     folder = results_root(results, suite)
     done = Store(folder).completed() if folder.exists() else set()
+    # Counted from what is stored, never by looping over a cell's trials (10**18 of them).
+    trials_of = {c.cell_id: c.trials for c in cells}
+    stored = Counter(cid for cid, t in done if t < trials_of.get(cid, 0))
     out.print(
         f"suite {suite.name} ({suite.path}), profile {suite.profile or '-'}: "
         f"{len(cells)} cells x {suite.trials} trials = {len(cells) * suite.trials} trials"
     )
+    summarize = len(cells) > DRY_RUN_ROWS
+    if summarize:
+        for kind in ("problem", "initializer", "solver"):
+            per_name = Counter(getattr(c, kind).name for c in cells)
+            counts = ", ".join(f"{name} {n}" for name, n in sorted(per_name.items()))
+            out.print(f"cells per {kind}: {counts}", highlight=False)
     table = Table(show_edge=False)
     for col in ("cell", "cell_id", "trials", "stored"):
         table.add_column(col)
-    for c in cells:
-        stored = sum((c.cell_id, t) in done for t in range(c.trials))
-        table.add_row(escape(c.label), c.cell_id, str(c.trials), str(stored))
+    shown = [*cells[:DRY_RUN_ENDS], None, *cells[-DRY_RUN_ENDS:]] if summarize else list(cells)
+    for c in shown:
+        if c is None:
+            hidden = len(cells) - 2 * DRY_RUN_ENDS
+            table.add_row(f"... {hidden} more cells ...", "", "", "")
+            continue
+        table.add_row(escape(c.label), c.cell_id, str(c.trials), str(stored[c.cell_id]))
     out.print(table)
     if dropped:
         out.print(f"dropped {len(dropped)} incompatible combinations:")
-        for d in dropped:
-            out.print(f"  {d.solver} x {d.initializer} on {d.problem}: {d.reason}", highlight=False)
+        if len(dropped) > DRY_RUN_ROWS:  # by reason, not one line per combination
+            for reason, n in Counter(d.reason for d in dropped).most_common():
+                out.print(f"  {n} x {reason}", highlight=False)
+        else:
+            for d in dropped:
+                text = f"  {d.solver} x {d.initializer} on {d.problem}: {d.reason}"
+                out.print(text, highlight=False)
     else:
         out.print("dropped 0 combinations")
     out.print(f"results would go to {folder} (dry run: nothing written)")

@@ -23,7 +23,7 @@ import pluggy
 from harness.declarations import declare
 from harness.errors import InputError
 from harness.executors import EXECUTORS, Executor, default_workers, make_executor
-from harness.expand import Cell, Dropped
+from harness.expand import Cell, Dropped, Limits
 from harness.plugins import Registry, get_registry
 from harness.rows import provenance, runs_schema
 from harness.runner import UnitResult, WorkUnit
@@ -69,14 +69,16 @@ def prepare(
     overrides: Sequence[str] = (),
     plugins: Sequence[str] = (),
     blocked: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> tuple[Registry, Suite, list[Cell], list[Dropped]]:
-    """Load and expand a suite (no side effects): what ``--dry-run`` shows."""
+    """Load and expand a suite (no side effects): what ``--dry-run`` shows. A suite
+    larger than ``limits`` (default :class:`~harness.expand.Limits`) is refused."""
     try:
         registry = get_registry(tuple(plugins), tuple(blocked))
     except pluggy.PluginValidationError as exc:  # e.g. a misspelt hook name in a --plugin file
         raise InputError(f"--plugin: {exc}") from None
     suite = load_suite(path, registry, profile=profile, overrides=tuple(overrides))
-    cells, dropped = suite.expand(registry)
+    cells, dropped = suite.expand(registry, limits)
     return registry, suite, cells, dropped
 
 
@@ -310,6 +312,7 @@ def execute(
     timeout: float | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     check: bool = True,
+    limits: Limits | None = None,
 ) -> RunReport:
     """Run a suite and return a :class:`RunReport` (see :func:`harness.run_suite`)."""
     if executor not in EXECUTORS:
@@ -322,7 +325,12 @@ def execute(
         raise InputError(f"--scheduler {scheduler}: only used with --executor dask")
     plugins = plugin_paths(plugins)
     registry, suite, cells, dropped = prepare(
-        path, profile=profile, overrides=overrides, plugins=plugins, blocked=blocked
+        path,
+        profile=profile,
+        overrides=overrides,
+        plugins=plugins,
+        blocked=blocked,
+        limits=limits,
     )
     started = time.perf_counter()
     session = RunSession(
