@@ -10,6 +10,7 @@ import argparse
 import inspect
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -173,6 +174,8 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     blocked = _blocked(args.block)
     limits = _limits(args)
+    if args.results.exists() and not args.results.is_dir():
+        raise InputError(f"--results {args.results}: is a file; give a folder for the results")
     if args.dry_run:
         registry, suite, cells, dropped = run.prepare(
             args.suite,
@@ -346,6 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, soft_wrap=True)
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _dispatch(args, out, err)
+
+
+def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
         if args.command == "list":
             return cmd_list(args, out)
@@ -357,8 +366,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args, out)
     except InputError as exc:
         err.print(f"relubench: error: {exc}", markup=False, highlight=False)
-        return 2
+        return exc.exit_code
+    except OSError as exc:  # the system refused: read-only, disk full, no scheduler
+        err.print(f"relubench: error: {_os_error(exc)}", markup=False, highlight=False)
+        return EXIT_SYSTEM
+    except KeyboardInterrupt:
+        err.print("relubench: interrupted", markup=False, highlight=False)
+        return EXIT_INTERRUPTED
     return 2
+
+
+EXIT_SYSTEM = 3
+"""Exit code when the system refused: a results folder that cannot be written (read-only,
+disk full), a scheduler that does not answer."""
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
+def _os_error(exc: OSError) -> str:
+    """``PATH: cause`` of an ``OSError`` on one line."""
+    cause = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    return f"{exc.filename}: {cause}" if exc.filename else cause
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings of relubench as one line (``relubench: warning: ...``), no source line."""
+    print(f"relubench: warning: {message}", file=file or sys.stderr)
 
 
 if __name__ == "__main__":

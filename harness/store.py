@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.errors import InputError
 from harness.rows import STATUSES, TRACES_SCHEMA, empty_runs_columns
 
 if TYPE_CHECKING:
@@ -60,8 +61,28 @@ class Store:
         self.traces_dir = self.root / "traces"
 
     def ensure(self) -> None:
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.traces_dir.mkdir(parents=True, exist_ok=True)
+        """Create ``runs/`` and ``traces/`` and check that a part file can be written
+        there: an :class:`InputError` (exit 2) when a path that must be a folder is a
+        file or a dangling link, an ``OSError`` naming the folder (exit 3) when the
+        system refuses (read-only, permission, disk full)."""
+        for folder in (self.root.parent, self.root, self.runs_dir, self.traces_dir):
+            if folder.is_symlink() and not folder.exists():
+                raise InputError(
+                    f"{folder}: a dangling symbolic link (to {os.readlink(folder)}); remove it "
+                    "or point it at a folder"
+                )
+            if folder.exists() and not folder.is_dir():
+                raise InputError(f"{folder}: exists and is not a folder (results go in folders)")
+        for folder in (self.runs_dir, self.traces_dir):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".write-probe-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"cannot write the results folder: {exc.strerror}", str(folder)
+                ) from exc
 
     # ------------------------------------------------------------------ reading
     def part_files(self, cell_id: str | None = None) -> list[str]:
@@ -234,6 +255,9 @@ def _atomic_write(table: pa.Table, target: Path) -> None:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as exc:  # disk full, read-only: name the file, not pyarrow's internals
+        cause = exc.strerror or " ".join(str(exc).split())
+        raise OSError(exc.errno, f"cannot write a part file: {cause}", str(target)) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
