@@ -140,7 +140,8 @@ class Store:
     ) -> Path:
         """Write rows as one part file atomically (temporary name, then rename)."""
         self.ensure()
-        meta = {b"relubench": json.dumps(metadata, default=str).encode()}
+        provenance = {**metadata, "checksums": CHECKSUMS}
+        meta = {b"relubench": json.dumps(provenance, default=str).encode()}
         extra = [c for c in {k for r in runs for k in r} if c not in schema.names]
         if extra:  # a metric or solver info column the schema did not foresee
             schema = pa.schema(list(schema) + [(c, pa.float64()) for c in sorted(extra)])
@@ -318,6 +319,9 @@ DIGEST_KEY = b"relubench_digest"
 provenance. Parquet's page checksums cover the data pages only; a flipped byte in
 the footer (a column name, a type, the metadata) would otherwise change what a
 reader sees without an error."""
+CHECKSUMS = "page-crc+digest-v1"
+"""Recorded in a part file's provenance (``checksums``): the file has a digest."""
+ARROW = b"ARROW:schema"
 QUARANTINE = "quarantine"
 
 
@@ -346,7 +350,7 @@ def _column_digest(name: str, column: pa.ChunkedArray) -> str:
 def _metadata_digest(meta: dict[bytes, bytes]) -> str:
     h = hashlib.sha256()
     for key, value in sorted(meta.items()):
-        if key not in (DIGEST_KEY, b"ARROW:schema"):
+        if key not in (DIGEST_KEY, ARROW):
             h.update(key + b"\0" + value + b"\0")
     return h.hexdigest()[:16]
 
@@ -365,7 +369,7 @@ def read_part(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     existed are read with page checksums only."""
     try:
         pf = pq.ParquetFile(path, page_checksum_verification=True)
-        meta = pf.schema_arrow.metadata or {}
+        meta = pf.metadata.metadata or {}  # the footer's key-value metadata
         present = [c for c in columns if c in pf.schema_arrow.names] if columns else None
         table = pf.read(columns=present)
     except (FileNotFoundError, PermissionError):
@@ -373,9 +377,19 @@ def read_part(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     except Exception as exc:  # noqa: BLE001 - whatever a corrupt file makes the reader raise
         raise CorruptPartError(path, f"{type(exc).__name__}: {exc}") from exc
     raw = meta.get(DIGEST_KEY)
-    if raw is None:
-        return table
     try:
+        # pyarrow hands back the table with the copy of the metadata kept inside its
+        # serialized Arrow schema; a flip may hit that copy rather than the footer's.
+        if (table.schema.metadata or {}) != {k: v for k, v in meta.items() if k != ARROW}:
+            raise ValueError("the metadata copies in the file differ")
+        if raw is None:
+            # Files written before digests existed have provenance without the mark; a
+            # file whose footer lost its digest (or all its metadata) does not.
+            if b"relubench" not in meta:
+                raise ValueError("the file metadata of relubench is missing")
+            if json.loads(meta[b"relubench"]).get("checksums"):
+                raise ValueError("the content digest is missing")
+            return table
         digest = json.loads(raw)
         names = pf.schema_arrow.names
         if sorted(digest) != sorted(["", *names]):
