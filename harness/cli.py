@@ -1,7 +1,9 @@
 """The ``relubench`` command: list, show, run, report.
 
 Exit codes: 0 success; 1 the run finished but some trials failed or an
-expectation failed; 2 bad input (suite file, arguments, unknown component).
+expectation failed; 2 bad input (suite file, arguments, unknown component, a broken
+plugin); 3 the system refused (a results folder that cannot be written, a full disk,
+a scheduler that does not answer); 130 interrupted. Errors are one line, no traceback.
 """
 
 from __future__ import annotations
