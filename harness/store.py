@@ -44,6 +44,7 @@ DEAD_WRITER_GRACE_S = 60.0
 # Part files are named part-<cell_id>-<first trial>-<run_id>[-u<units>]-<random>.parquet;
 # one holding several units (-u<n>) may hold other cells' rows too.
 _COALESCED = re.compile(r"-u\d+-[0-9a-f]{8}\.parquet$")
+_STORE_NAME = re.compile(r"^part-[0-9a-f]{16}-\d{5}-.+-[0-9a-f]{8}\.parquet$")
 
 
 def part_stem(cell_id: str, first_trial: int, run_id: str, units: int = 1) -> str:
@@ -385,8 +386,12 @@ def read_part(path: str | Path, columns: list[str] | None = None) -> pa.Table:
         if raw is None:
             # Files written before digests existed have provenance without the mark; a
             # file whose footer lost its digest (or all its metadata) does not.
+            # or (in a file named as the store names its files) all its metadata does
+            # not. Other files (written by hand, by another tool) are read as they are.
             if b"relubench" not in meta:
-                raise ValueError("the file metadata of relubench is missing")
+                if _STORE_NAME.match(Path(path).name):
+                    raise ValueError("the file metadata of relubench is missing")
+                return table
             if json.loads(meta[b"relubench"]).get("checksums"):
                 raise ValueError("the content digest is missing")
             return table
