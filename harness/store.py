@@ -339,7 +339,15 @@ class CorruptPartWarning(UserWarning):
 
 
 def _column_digest(name: str, column: pa.ChunkedArray) -> str:
-    h = hashlib.sha256(f"{name}\0{column.type}\0".encode())
+    """A digest of a column's name, type and values (the same on write and read)."""
+    h = hashlib.sha256(f"{name}\0{column.type}\0{column.null_count}\0".encode())
+    kind = column.type
+    if column.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        h.update(column.to_numpy().tobytes())  # the common case, without pandas
+        return h.hexdigest()[:16]
+    if column.null_count == 0 and pa.types.is_string(kind):
+        h.update("\0".join(column.to_pylist()).encode())
+        return h.hexdigest()[:16]
     try:
         values = pd.util.hash_pandas_object(column.to_pandas(), index=False).to_numpy()
         h.update(values.tobytes())
