@@ -1,8 +1,9 @@
 """The ``relubench`` command: list, show, run, report, export.
 
 Exit codes: 0 success; 1 the run finished but some trials failed or an
-expectation failed; 2 bad input (suite file, arguments, unknown component);
-130 interrupted (Ctrl-C).
+expectation failed; 2 bad input (suite file, arguments, unknown component, a broken
+plugin); 3 the system refused (a results folder that cannot be written, a full disk,
+a scheduler that does not answer); 130 interrupted. Errors are one line, no traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,12 +24,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import InputError, did_you_mean
+from harness.expand import MAX_CELLS, MAX_TRIALS, Limits
 
 DESCRIPTION_WIDTH = 72
 OFF_TERMINAL_WIDTH = 500
 """Console width in a log, a pipe or CI: tables print at their natural width there (a
 terminal's width is what rich measures; 80 columns squeezed the summary unreadably)."""
-INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
 KIND_ALIASES = {
     "problems": "problem",
@@ -94,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _only_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--max-cells",
+        type=int,
+        default=MAX_CELLS,
+        metavar="N",
+        help=f"refuse a suite of more cells than this (default {MAX_CELLS:,})",
+    )
+    p.add_argument(
+        "--max-trials",
+        type=int,
+        default=MAX_TRIALS,
+        metavar="N",
+        help=f"refuse a suite of more trials, cells x trials, than this (default {MAX_TRIALS:,})",
+    )
     _plugin_args(p)
 
     p = sub.add_parser("report", help="figures and a summary from a results folder")
@@ -288,6 +304,9 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from harness import run
 
     blocked = _blocked(args.block)
+    _limits(args)  # bad --max-cells / --max-trials fail before anything loads
+    if args.results.exists() and not args.results.is_dir():
+        raise InputError(f"--results {args.results}: is a file; give a folder for the results")
     run.check_options(
         executor=args.executor, workers=args.workers, scheduler=args.scheduler, timeout=args.timeout
     )
@@ -331,7 +350,12 @@ def _plan_folder(
         if args.profile and profile is None:
             notes.append(f"{path.name}: no [profiles.{args.profile}], runs as written")
         _, _, cells, _ = run.prepare(
-            path, profile=profile, overrides=args.overrides, plugins=args.plugin, blocked=blocked
+            path,
+            profile=profile,
+            overrides=args.overrides,
+            plugins=args.plugin,
+            blocked=blocked,
+            limits=_limits(args),
         )
         try:
             selection.cells(cells, where=path.name)
@@ -371,6 +395,7 @@ def _run_one(
             plugins=args.plugin,
             blocked=blocked,
             only=args.only,
+            limits=_limits(args),
         )
         return _print_dry_run(out, suite, cells, dropped, args.results)
 
@@ -415,7 +440,7 @@ def _run_one(
         if progress is not None:
             progress.stop()
     if report is None:
-        return INTERRUPTED
+        return EXIT_INTERRUPTED
     _print_summary(out, report)
     _print_rows_used(out, report, args.only)
     _print_errors(out, report)
@@ -450,6 +475,7 @@ def _execute_interruptible(run, args, path, profile, blocked, on_progress, err: 
             timeout=args.timeout,
             on_progress=counting,
             only=args.only,
+            limits=_limits(args),
         )
     except KeyboardInterrupt:
         pass
@@ -483,27 +509,59 @@ def _execute_interruptible(run, args, path, profile, blocked, on_progress, err: 
     return None
 
 
+def _limits(args: argparse.Namespace) -> Limits:
+    for flag, value in (("--max-cells", args.max_cells), ("--max-trials", args.max_trials)):
+        if value < 1:
+            raise InputError(f"{flag} {value}: must be >= 1")
+    return Limits(max_cells=args.max_cells, max_trials=args.max_trials)
+
+
+DRY_RUN_ROWS = 50
+"""A dry run lists every cell up to this many; beyond, counts and the first and last few."""
+DRY_RUN_ENDS = 5
+
+
 def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
+    from collections import Counter
+
     from harness.run import results_root
     from harness.store import Store
 
     folder = results_root(results, suite)
     done = Store(folder).completed() if folder.exists() else set()
+    # Counted from what is stored, never by looping over a cell's trials (10**18 of them).
+    trials_of = {c.cell_id: c.trials for c in cells}
+    stored = Counter(cid for cid, t in done if t < trials_of.get(cid, 0))
     out.print(
         f"suite {suite.name} ({suite.path}), profile {suite.profile or '-'}: "
         f"{len(cells)} cells x {suite.trials} trials = {len(cells) * suite.trials} trials"
     )
+    summarize = len(cells) > DRY_RUN_ROWS
+    if summarize:
+        for kind in ("problem", "initializer", "solver"):
+            per_name = Counter(getattr(c, kind).name for c in cells)
+            counts = ", ".join(f"{name} {n}" for name, n in sorted(per_name.items()))
+            out.print(f"cells per {kind}: {counts}", highlight=False)
     table = Table(show_edge=False)
     for col in ("cell", "cell_id", "trials", "stored"):
         table.add_column(col)
-    for c in cells:
-        stored = sum((c.cell_id, t) in done for t in range(c.trials))
-        table.add_row(escape(c.label), c.cell_id, str(c.trials), str(stored))
+    shown = [*cells[:DRY_RUN_ENDS], None, *cells[-DRY_RUN_ENDS:]] if summarize else list(cells)
+    for c in shown:
+        if c is None:
+            hidden = len(cells) - 2 * DRY_RUN_ENDS
+            table.add_row(f"... {hidden} more cells ...", "", "", "")
+            continue
+        table.add_row(escape(c.label), c.cell_id, str(c.trials), str(stored[c.cell_id]))
     out.print(table)
     if dropped:
         out.print(f"dropped {len(dropped)} incompatible combinations:")
-        for d in dropped:
-            out.print(f"  {d.solver} x {d.initializer} on {d.problem}: {d.reason}", highlight=False)
+        if len(dropped) > DRY_RUN_ROWS:  # by reason, not one line per combination
+            for reason, n in Counter(d.reason for d in dropped).most_common():
+                out.print(f"  {n} x {reason}", highlight=False)
+        else:
+            for d in dropped:
+                text = f"  {d.solver} x {d.initializer} on {d.problem}: {d.reason}"
+                out.print(text, highlight=False)
     else:
         out.print("dropped 0 combinations")
     out.print(f"results would go to {folder} (dry run: nothing written)")
@@ -634,6 +692,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = None if argv is None else list(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _dispatch(args, out, err)
+
+
+def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
         if args.command == "list":
             return cmd_list(args, out)
@@ -647,11 +711,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args, out)
     except InputError as exc:
         err.print(f"relubench: error: {exc}", markup=False, highlight=False)
-        return 2
+        return exc.exit_code
+    except OSError as exc:  # the system refused: read-only, disk full, no scheduler
+        err.print(f"relubench: error: {_os_error(exc)}", markup=False, highlight=False)
+        return EXIT_SYSTEM
     except KeyboardInterrupt:
         err.print("relubench: interrupted", markup=False, highlight=False)
-        return INTERRUPTED
+        return EXIT_INTERRUPTED
     return 2
+
+
+EXIT_SYSTEM = 3
+"""Exit code when the system refused: a results folder that cannot be written (read-only,
+disk full), a scheduler that does not answer."""
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
+def _os_error(exc: OSError) -> str:
+    """``PATH: cause`` of an ``OSError`` on one line."""
+    cause = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    return f"{exc.filename}: {cause}" if exc.filename else cause
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings of relubench as one line (``relubench: warning: ...``), no source line."""
+    print(f"relubench: warning: {message}", file=file or sys.stderr)
 
 
 if __name__ == "__main__":

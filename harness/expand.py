@@ -132,10 +132,64 @@ def tuning_key(problem: ComponentSpec, initializer: ComponentSpec, solver: Compo
     )
 
 
+MAX_CELLS = 10_000
+"""Default limit on a suite's cells (``--max-cells``); the largest shipped suite has 320."""
+MAX_TRIALS = 1_000_000
+"""Default limit on a suite's trials, cells x trials (``--max-trials``)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large a suite may be before it is refused (``--max-cells``, ``--max-trials``)."""
+
+    max_cells: int = MAX_CELLS
+    max_trials: int = MAX_TRIALS
+
+
+def count_cells(suite: Suite) -> dict[str, int]:
+    """Grid points per section (``problems``, ``initializers``, ``solvers``), by
+    arithmetic: the sum over a section's entries of the product of their axis lengths.
+    The product of the three bounds the cells (before incompatible ones are dropped)."""
+    return {
+        section: sum(math.prod(len(axis) for axis in entry.grid.values()) for entry in entries)
+        for section, entries in suite.entries.items()
+    }
+
+
+def check_size(suite: Suite, limits: Limits | None = None) -> tuple[int, int]:
+    """``(cells, trials)`` the suite asks for, counted before anything is built; an
+    :class:`InputError` when either is above ``limits`` (the limit and how to raise it)."""
+    limits = limits or Limits()
+    counts = count_cells(suite)
+    cells = math.prod(counts.values())
+    trials = cells * suite.trials
+    parts = " x ".join(f"{n:,} {section}" for section, n in counts.items())
+    src = str(suite.path)
+    if cells > limits.max_cells:
+        raise InputError(
+            f"{src}: the suite has {cells:,} cells ({parts}), more than the limit of "
+            f"{limits.max_cells:,}; shrink the grids, or raise the limit with "
+            f"--max-cells {cells} if you mean it"
+        )
+    if trials > limits.max_trials:
+        raise InputError(
+            f"{src}: the suite has {trials:,} trials ({cells:,} cells x {suite.trials:,} "
+            f"trials), more than the limit of {limits.max_trials:,}; lower suite.trials, or "
+            f"raise the limit with --max-trials {trials} if you mean it"
+        )
+    return cells, trials
+
+
 def expand(
-    suite: Suite, registry: Registry, selected: dict[str, dict[str, Any]] | None = None
+    suite: Suite,
+    registry: Registry,
+    selected: dict[str, dict[str, Any]] | None = None,
+    limits: Limits | None = None,
 ) -> tuple[list[Cell], list[Dropped]]:
     """Cross product of problems x initializers x solvers; incompatible combinations dropped.
+
+    The size is checked first (:func:`check_size`), so a suite of 10**9 cells is refused
+    at once instead of being built until memory runs out.
 
     A suite with tuning axes (``{ tune = [...] }``) expands, without ``selected``, to its
     tuning cells: every tuning value, ``suite.tuning.trials`` trials, the tuning seed
@@ -143,6 +197,7 @@ def expand(
     -> {parameter: chosen value}, see :func:`tuning_key`) it expands to the reported
     cells, each keeping only its selected values.
     """
+    check_size(suite, limits)
     src = str(suite.path)
     built = {
         section: [

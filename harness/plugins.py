@@ -9,6 +9,7 @@ module name).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import importlib.util
@@ -42,6 +43,7 @@ class Registry:
     origin: dict[tuple[str, str], str] = field(default_factory=dict)
     plugin_specs: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()
+    _distribution: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
 
     def get(self, kind: str, name: str, *, where: str = "") -> type[Component]:
         """The class registered as ``name``; an :class:`InputError` listing what exists if none."""
@@ -62,11 +64,18 @@ class Registry:
         """``dist==version`` of the installed distribution whose entry point registered the
         component; empty for ``--plugin`` files and modules. Taken from the entry points
         loaded, so it does not depend on ``sys.path`` or the working directory."""
-        plugin = self.manager.get_plugin(self.origin[(kind, name)])
-        for obj, dist in self.manager.list_plugin_distinfo():
-            if obj is plugin:
-                return f"{dist.project_name}=={dist.version}"
-        return ""
+        key = (kind, name)
+        if key not in self._distribution:  # each lookup parses the dist's metadata: 3 ms
+            plugin = self.manager.get_plugin(self.origin[key])
+            self._distribution[key] = next(
+                (
+                    f"{dist.project_name}=={dist.version}"
+                    for obj, dist in self.manager.list_plugin_distinfo()
+                    if obj is plugin
+                ),
+                "",
+            )
+        return self._distribution[key]
 
     def distributions(self) -> dict[str, str]:
         """Plugin name -> distribution==version, for provenance."""
@@ -91,17 +100,72 @@ def _import_plugin(spec: str) -> tuple[str, Any]:
         sys.modules[name] = module
         try:
             mod_spec.loader.exec_module(module)
-        except Exception as exc:
+        except IMPORT_FAILURES as exc:
             sys.modules.pop(name, None)
-            raise InputError(
-                f"--plugin {spec}: import failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise InputError(f"--plugin {spec}: import failed: {_cause(exc)}") from exc
         return path.stem, module
     try:
         module = importlib.import_module(spec)
-    except Exception as exc:
-        raise InputError(f"--plugin {spec}: import failed: {type(exc).__name__}: {exc}") from exc
+    except IMPORT_FAILURES as exc:
+        raise InputError(f"--plugin {spec}: import failed: {_cause(exc)}") from exc
     return spec, module
+
+
+IMPORT_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+"""What a plugin's import may raise and still be reported as that plugin's fault: a
+module that calls ``sys.exit`` or raises ``KeyboardInterrupt`` at import too."""
+
+
+def _cause(exc: BaseException) -> str:
+    """``Type: message`` of an exception, on one line."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the module called sys.exit({exc.code!r}) at import"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _entry_points(blocked: Iterable[str]) -> list[importlib.metadata.EntryPoint]:
+    """The ``relubench`` entry points not blocked; an :class:`InputError` when two
+    installed distributions register the same name (one would silently shadow the
+    other: a third party's ``common`` would replace, or lose to, the built-in one)."""
+    blocked = set(blocked)
+    by_name: dict[str, dict[str, importlib.metadata.EntryPoint]] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in blocked:
+            continue
+        dist = _dist_label(ep)
+        by_name.setdefault(ep.name, {})[dist] = ep
+    for name, dists in sorted(by_name.items()):
+        if len(dists) > 1:
+            listed = " and ".join(
+                f"distribution {d} ({ep.value})" for d, ep in sorted(dists.items())
+            )
+            raise InputError(
+                f"plugin name {name!r} is registered twice, by {listed}; one would shadow "
+                f"the other: uninstall one, or block both with -p no:{name}"
+            )
+    return [ep for dists in by_name.values() for ep in dists.values()]
+
+
+def _dist_label(ep: importlib.metadata.EntryPoint) -> str:
+    dist = ep.dist
+    if dist is None:
+        return "?"
+    return f"{dist.metadata['Name']}=={dist.version}"
+
+
+def _import_entry_points(eps: Sequence[importlib.metadata.EntryPoint]) -> None:
+    """Import every entry point's module before pluggy does, so a failing one is
+    reported as that plugin and distribution in one line (pluggy would let the
+    exception, even ``SystemExit``, escape with no name)."""
+    for ep in eps:
+        try:
+            ep.load()
+        except IMPORT_FAILURES as exc:
+            raise InputError(
+                f"plugin {ep.name!r} ({ep.value}, distribution {_dist_label(ep)}): import "
+                f"failed: {_cause(exc)}"
+            ) from exc
 
 
 def create_manager(
@@ -119,6 +183,7 @@ def create_manager(
     for name in blocked:
         pm.set_blocked(name)
     if entry_points:
+        _import_entry_points(_entry_points(blocked))
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     plugin_names = []
     for spec in plugins:
@@ -135,6 +200,7 @@ def create_manager(
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise InputError(f"plugin {exc.plugin!r}: {exc}") from exc
+    _name_hook_failures(pm)
     registry = Registry(manager=pm, plugin_specs=tuple(plugins), blocked=blocked)
     for kind, hook_name in HOOKS.items():
         registry.components[kind] = {}
@@ -161,6 +227,39 @@ def check_blocked(blocked: Iterable[str], known: Iterable[str]) -> None:
             )
 
 
+class PluginHookError(InputError):
+    """A plugin's hook implementation raised: the plugin, the hook and the cause."""
+
+
+def _name_hook_failures(pm: pluggy.PluginManager) -> None:
+    """Wrap every hook implementation so that an exception it raises (``sys.exit``
+    too) becomes a :class:`PluginHookError` naming the plugin and the hook, which the
+    CLI prints as one line, instead of a traceback that names neither."""
+    for hook_name in pm.hook.__dict__:
+        caller = getattr(pm.hook, hook_name)
+        if not hook_name.startswith("relubench_") or not hasattr(caller, "get_hookimpls"):
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.hookwrapper or impl.wrapper or getattr(impl.function, "_named", False):
+                continue
+            impl.function = _named_call(impl.function, impl.plugin_name, hook_name)
+
+
+def _named_call(function: Any, plugin: str, hook_name: str) -> Any:
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except InputError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise PluginHookError(
+                f"plugin {plugin!r}: hook {hook_name} raised {_cause(exc)}"
+            ) from exc
+
+    call._named = True  # type: ignore[attr-defined]
+    return call
+
+
 def _add(registry: Registry, kind: str, cls: type[Component], plugin: str) -> None:
     base = KINDS[kind]
     if not (isinstance(cls, type) and issubclass(cls, base)):
@@ -169,6 +268,17 @@ def _add(registry: Registry, kind: str, cls: type[Component], plugin: str) -> No
         )
     if not cls.name:
         raise InputError(f"plugin {plugin!r}: {kind} class {cls.__qualname__} has no name")
+    where = f"plugin {plugin!r}: {kind} {cls.name!r} ({cls.__module__}.{cls.__qualname__})"
+    params = cls.Params
+    if not (isinstance(params, type) and dataclasses.is_dataclass(params)):
+        raise InputError(
+            f"{where}: Params is {params!r}, not a dataclass; declare it with "
+            "@dataclass(frozen=True) and harness.param fields"
+        )
+    try:
+        cls.param_specs()
+    except Exception as exc:  # e.g. an annotation that names nothing importable
+        raise InputError(f"{where}: Params cannot be read: {_cause(exc)}") from exc
     table = registry.components[kind]
     if cls.name in table and table[cls.name] is not cls:
         first = registry.origin[(kind, cls.name)]

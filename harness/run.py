@@ -23,7 +23,7 @@ import pluggy
 from harness.declarations import declare
 from harness.errors import InputError, did_you_mean
 from harness.executors import EXECUTORS, Executor, default_workers, make_executor
-from harness.expand import Cell, Dropped
+from harness.expand import Cell, Dropped, Limits
 from harness.plugins import Registry, get_registry
 from harness.rows import provenance, runs_schema
 from harness.runner import UnitResult, WorkUnit
@@ -74,16 +74,18 @@ def prepare(
     plugins: Sequence[str] = (),
     blocked: Sequence[str] = (),
     only: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> tuple[Registry, Suite, list[Cell], list[Dropped]]:
     """Load and expand a suite (no side effects): what ``--dry-run`` shows. ``only``
-    (``KEY=VALUE`` texts, :mod:`harness.selection`) keeps part of the cells."""
+    (``KEY=VALUE`` texts, :mod:`harness.selection`) keeps part of the cells. A suite
+    larger than ``limits`` (default :class:`~harness.expand.Limits`) is refused."""
     selection = Selection.parse(only)  # a malformed --only fails before plugins load
     try:
         registry = get_registry(tuple(plugins), tuple(blocked))
     except pluggy.PluginValidationError as exc:  # e.g. a misspelt hook name in a --plugin file
         raise InputError(f"--plugin: {exc}") from None
     suite = load_suite(path, registry, profile=profile, overrides=tuple(overrides))
-    cells, dropped = suite.expand(registry)
+    cells, dropped = suite.expand(registry, limits=limits)
     cells = selection.cells(cells, where=f"suite {suite.name}")
     return registry, suite, cells, dropped
 
@@ -551,12 +553,19 @@ def execute(
     on_progress: Callable[[int, int], None] | None = None,
     check: bool = True,
     only: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> RunReport:
     """Run a suite and return a :class:`RunReport` (see :func:`harness.run_suite`)."""
     check_options(executor=executor, workers=workers, scheduler=scheduler, timeout=timeout)
     plugins = plugin_paths(plugins)
     registry, suite, cells, dropped = prepare(
-        path, profile=profile, overrides=overrides, plugins=plugins, blocked=blocked, only=only
+        path,
+        profile=profile,
+        overrides=overrides,
+        plugins=plugins,
+        blocked=blocked,
+        only=only,
+        limits=limits,
     )
     started = time.perf_counter()
     run_id = new_run_id()

@@ -11,18 +11,19 @@ on every row. The row format itself is :mod:`harness.rows`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from harness.errors import InputError
@@ -43,6 +44,7 @@ DEAD_WRITER_GRACE_S = 60.0
 # Part files are named part-<cell_id>-<first trial>-<run_id>[-u<units>]-<random>.parquet;
 # one holding several units (-u<n>) may hold other cells' rows too.
 _COALESCED = re.compile(r"-u\d+-[0-9a-f]{8}\.parquet$")
+_STORE_NAME = re.compile(r"^part-[0-9a-f]{16}-\d{5}-.+-[0-9a-f]{8}\.parquet$")
 
 
 def part_stem(cell_id: str, first_trial: int, run_id: str, units: int = 1) -> str:
@@ -60,9 +62,30 @@ class Store:
         self.traces_dir = self.root / "traces"
 
     def ensure(self) -> None:
+        """Create ``runs/`` and ``traces/`` and check that a part file can be written
+        there: an :class:`InputError` (exit 2) when a path that must be a folder is a
+        file or a dangling link, an ``OSError`` naming the folder (exit 3) when the
+        system refuses (read-only, permission, disk full)."""
+        for folder in (self.root.parent, self.root, self.runs_dir, self.traces_dir):
+            if folder.is_symlink() and not folder.exists():
+                raise InputError(
+                    f"{folder}: a dangling symbolic link (to {os.readlink(folder)}); remove it "
+                    "or point it at a folder"
+                )
+            if folder.exists() and not folder.is_dir():
+                raise InputError(f"{folder}: exists and is not a folder (results go in folders)")
         # traces/ is made by the first unit that has traces: an empty folder would make
         # DuckDB and polars fail on a glob that matches no file.
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.runs_dir,):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".write-probe-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"cannot write the results folder: {exc.strerror}", str(folder)
+                ) from exc
 
     # ------------------------------------------------------------------ reading
     def part_files(self, cell_id: str | None = None) -> list[str]:
@@ -76,14 +99,13 @@ class Store:
         return [f for f in files if os.path.basename(f).startswith(prefix) or _COALESCED.search(f)]
 
     def completed(self) -> set[tuple[str, int]]:
-        """(cell_id, trial) pairs stored with status ``ok``: the resume index."""
-        files = self.part_files()
-        if not files:
+        """(cell_id, trial) pairs stored with status ``ok``: the resume index. A corrupt
+        part file is quarantined (:func:`read_part`), so its trials run again."""
+        df = _read_files(self.part_files(), ["cell_id", "trial", "status"])
+        if df is None:
             return set()
-        table = ds.dataset(files, format="parquet").to_table(
-            columns=["cell_id", "trial", "status"], filter=ds.field("status") == "ok"
-        )
-        return set(zip(table.column("cell_id").to_pylist(), table.column("trial").to_pylist()))
+        ok = df[df["status"] == "ok"]
+        return set(zip(ok["cell_id"].tolist(), ok["trial"].tolist()))
 
     def index(self, cell_id: str | None = None) -> pd.DataFrame:
         """``cell_id, trial, status, run_id`` of every stored row (of one cell), duplicates kept."""
@@ -121,14 +143,15 @@ class Store:
     ) -> Path:
         """Write rows as one part file atomically (temporary name, then rename)."""
         self.ensure()
-        meta = {b"relubench": json.dumps(metadata, default=str).encode()}
+        provenance = {**metadata, "checksums": CHECKSUMS}
+        meta = {b"relubench": json.dumps(provenance, default=str).encode()}
         extra = [c for c in {k for r in runs for k in r} if c not in schema.names]
         if extra:  # a metric or solver info column the schema did not foresee
             schema = pa.schema(list(schema) + [(c, pa.float64()) for c in sorted(extra)])
-        table = pa.Table.from_pylist(runs, schema=schema).replace_schema_metadata(meta)
+        table = _with_digest(pa.Table.from_pylist(runs, schema=schema), meta)
         name = f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
         if traces:
-            tt = pa.Table.from_pylist(traces, schema=TRACES_SCHEMA).replace_schema_metadata(meta)
+            tt = _with_digest(pa.Table.from_pylist(traces, schema=TRACES_SCHEMA), meta)
             self.traces_dir.mkdir(exist_ok=True)
             _atomic_write(tt, self.traces_dir / name)
         target = self.runs_dir / name
@@ -233,10 +256,13 @@ def _process_alive(pid: int) -> bool:
 def _atomic_write(table: pa.Table, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, write_page_checksum=True)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as exc:  # disk full, read-only: name the file, not pyarrow's internals
+        cause = exc.strerror or " ".join(str(exc).split())
+        raise OSError(exc.errno, f"cannot write a part file: {cause}", str(target)) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -254,11 +280,194 @@ def part_files(folder: Path) -> list[str]:
 
 
 def _read_files(files: list[str], columns: list[str] | None = None) -> pd.DataFrame | None:
-    """Rows of some part files, their schemas unified (a column one file lacks is null)."""
-    if not files:
+    """Rows of some part files, their schemas unified (a column one file lacks is null).
+
+    Every file is verified (:func:`read_part`); a corrupt one is quarantined with a
+    warning and left out, so one bad file never blocks a whole suite.
+    """
+    tables = []
+    for f in files:
+        try:
+            tables.append(read_part(f, columns))
+        except CorruptPartError as exc:
+            quarantine(Path(f), str(exc.cause))
+        except FileNotFoundError:  # quarantined or replaced by another process meanwhile
+            continue
+    if not tables:
         return None
-    schema = unified_schema(files)
-    return ds.dataset(files, schema=schema, format="parquet").to_table(columns=columns).to_pandas()
+    tables = [_current_table(t) for t in tables]
+    schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
+    if columns is not None:  # a projected read: a file without one of the columns gives nulls
+        schema = pa.schema(
+            [schema.field(c) if c in schema.names else (c, pa.null()) for c in columns]
+        )
+    aligned = [_align(t, schema) for t in tables]
+    return pa.concat_tables(aligned, promote_options="permissive").to_pandas()
+
+
+def _current_table(table: pa.Table) -> pa.Table:
+    """A part file's rows as this version writes them (``created_at`` was ISO 8601 text
+    in folders written before it became a timestamp)."""
+    i = table.schema.get_field_index("created_at")
+    if i >= 0 and table.schema.field(i).type != CREATED_AT_TYPE:
+        table = table.set_column(
+            i, pa.field("created_at", CREATED_AT_TYPE), table.column(i).cast(CREATED_AT_TYPE)
+        )
+    return table
+
+
+def _align(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    cols = [
+        table.column(f.name).cast(f.type)
+        if f.name in table.column_names
+        else pa.nulls(len(table), f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+# ---------------------------------------------------------------------------
+# Integrity: page checksums, content digests, quarantine
+# ---------------------------------------------------------------------------
+
+DIGEST_KEY = b"relubench_digest"
+"""File metadata key: a digest of every column (name, type, values) and of the
+provenance. Parquet's page checksums cover the data pages only; a flipped byte in
+the footer (a column name, a type, the metadata) would otherwise change what a
+reader sees without an error."""
+CHECKSUMS = "page-crc+digest-v1"
+"""Recorded in a part file's provenance (``checksums``): the file has a digest."""
+ARROW = b"ARROW:schema"
+QUARANTINE = "quarantine"
+
+
+class CorruptPartError(Exception):
+    """A part file that cannot be read or does not match its checksums."""
+
+    def __init__(self, path: str | Path, cause: object) -> None:
+        super().__init__(f"{path}: corrupt part file: {cause}")
+        self.path, self.cause = Path(path), cause
+
+
+class CorruptPartWarning(UserWarning):
+    """A corrupt part file was moved to the suite's ``quarantine/`` folder."""
+
+
+def _column_digest(name: str, column: pa.ChunkedArray) -> str:
+    """A digest of a column's name, type and values (the same on write and read)."""
+    h = hashlib.sha256(f"{name}\0{column.type}\0{column.null_count}\0".encode())
+    kind = column.type
+    if column.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        h.update(column.to_numpy().tobytes())  # the common case, without pandas
+        return h.hexdigest()[:16]
+    if column.null_count == 0 and pa.types.is_string(kind):
+        h.update("\0".join(column.to_pylist()).encode())
+        return h.hexdigest()[:16]
+    try:
+        values = pd.util.hash_pandas_object(column.to_pandas(), index=False).to_numpy()
+        h.update(values.tobytes())
+    except TypeError:  # unhashable values (lists): their text
+        h.update(repr(column.to_pylist()).encode())
+    return h.hexdigest()[:16]
+
+
+def _metadata_digest(meta: dict[bytes, bytes]) -> str:
+    h = hashlib.sha256()
+    for key, value in sorted(meta.items()):
+        if key not in (DIGEST_KEY, ARROW):
+            h.update(key + b"\0" + value + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _with_digest(table: pa.Table, meta: dict[bytes, bytes]) -> pa.Table:
+    """``table`` with ``meta`` and the digest of each column and of ``meta``."""
+    digest = {name: _column_digest(name, table.column(name)) for name in table.column_names}
+    digest[""] = _metadata_digest(meta)
+    return table.replace_schema_metadata({**meta, DIGEST_KEY: json.dumps(digest).encode()})
+
+
+def read_part(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """One part file (``columns`` of it), its page checksums and content digests
+    verified; a :class:`CorruptPartError` naming the file and the cause when they do
+    not hold or the file cannot be read as Parquet. Files written before digests
+    existed are read with page checksums only."""
+    try:
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        meta = pf.metadata.metadata or {}  # the footer's key-value metadata
+        present = [c for c in columns if c in pf.schema_arrow.names] if columns else None
+        table = pf.read(columns=present)
+    except (FileNotFoundError, PermissionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a corrupt file makes the reader raise
+        raise CorruptPartError(path, f"{type(exc).__name__}: {exc}") from exc
+    raw = meta.get(DIGEST_KEY)
+    try:
+        # pyarrow hands back the table with the copy of the metadata kept inside its
+        # serialized Arrow schema; a flip may hit that copy rather than the footer's.
+        if (table.schema.metadata or {}) != {k: v for k, v in meta.items() if k != ARROW}:
+            raise ValueError("the metadata copies in the file differ")
+        if raw is None:
+            # Files written before digests existed have provenance without the mark; a
+            # file whose footer lost its digest (or all its metadata) does not.
+            # or (in a file named as the store names its files) all its metadata does
+            # not. Other files (written by hand, by another tool) are read as they are.
+            if b"relubench" not in meta:
+                if _STORE_NAME.match(Path(path).name):
+                    raise ValueError("the file metadata of relubench is missing")
+                return table
+            if json.loads(meta[b"relubench"]).get("checksums"):
+                raise ValueError("the content digest is missing")
+            return table
+        digest = json.loads(raw)
+        names = pf.schema_arrow.names
+        if sorted(digest) != sorted(["", *names]):
+            raise ValueError("the columns differ from those the file was written with")
+        if _metadata_digest(meta) != digest[""]:
+            raise ValueError("the file metadata does not match its digest")
+        for name in table.column_names:
+            if _column_digest(name, table.column(name)) != digest[name]:
+                raise ValueError(f"column {name!r} does not match its digest")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CorruptPartError(path, exc) from exc
+    return table
+
+
+def quarantine(path: Path, cause: str) -> Path | None:
+    """Move a corrupt part file (and its twin in ``runs/`` or ``traces/``) to the
+    suite's ``quarantine/`` folder, with a :class:`CorruptPartWarning` naming it. The
+    next run recomputes its trials. Returns the new place, or None when the file is
+    not in a results folder or could not be moved (it is then only left out)."""
+    folder = path.parent
+    if folder.name not in ("runs", "traces"):
+        warnings.warn(f"{path}: corrupt part file, left out: {cause}", CorruptPartWarning, 2)
+        return None
+    root = folder.parent
+    moved = None
+    for kind in ("runs", "traces"):
+        source = root / kind / path.name
+        target = root / QUARANTINE / kind / path.name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+        except FileNotFoundError:  # no twin, or another reader moved it first
+            continue
+        except OSError as exc:
+            warnings.warn(
+                f"{source}: corrupt part file, left out (could not move it to "
+                f"{target.parent}: {exc.strerror}): {cause}",
+                CorruptPartWarning,
+                2,
+            )
+            return None
+        if source.parent == folder:
+            moved = target
+    warnings.warn(
+        f"{path}: corrupt part file moved to {root / QUARANTINE}; its trials run again on "
+        f"the next run: {cause}",
+        CorruptPartWarning,
+        2,
+    )
+    return moved
 
 
 def _current(schema: pa.Schema) -> pa.Schema:

@@ -18,13 +18,22 @@ import json
 import math
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.components import Component
 from harness.errors import InputError, did_you_mean
-from harness.expand import Cell, ComponentSpec, Dropped, component_spec, expand, make_params
+from harness.expand import (
+    Cell,
+    ComponentSpec,
+    Dropped,
+    Limits,
+    component_spec,
+    expand,
+    make_params,
+)
 from harness.expect import Expectation, check_columns, parse_expectations
 from harness.plugins import Registry
 from harness.rows import METRIC_PREFIX, empty_runs_columns
@@ -58,6 +67,18 @@ TUNING_KEYS = {"metric": str, "goal": str, "trials": int}
 TUNING_GOALS = ("min", "max")
 METRIC_KEYS = {"names", "trace", "trace_every"}
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+MAX_NAME_LENGTH = 100
+"""A suite name names a folder; file systems allow 255 bytes per name."""
+INT64_MAX = 2**63 - 1
+LAZY_AXIS = 10_000
+"""A range axis longer than this is kept as a lazy sequence (its length known at once)."""
+# [suite] integers: (smallest allowed, what the bound means). All must fit a 64-bit
+# Parquet column (trial numbers and seeds are stored in every row).
+INT_BOUNDS = {
+    "trials": (1, "must be >= 1"),
+    "seed": (0, "must be >= 0 (seeds derive from it with numpy's SeedSequence)"),
+    "chunk_trials": (0, "must be >= 0 (0 = whole cell)"),
+}
 DTYPES = ("float64", "float32")
 
 
@@ -72,7 +93,7 @@ class SuiteEntry:
     kind: str
     name: str
     cls: type[Component]
-    grid: dict[str, list[Any]]
+    grid: dict[str, Sequence[Any]]
     where: str
     """Where it sits in the suite file, e.g. ``problems[0]`` (for error messages)."""
     tuned: tuple[str, ...] = ()
@@ -132,14 +153,19 @@ class Suite:
         return any(e.tuned for e in self.entries.get("solvers", []))
 
     def expand(
-        self, registry: Registry, selected: dict[str, dict[str, Any]] | None = None
+        self,
+        registry: Registry,
+        selected: dict[str, dict[str, Any]] | None = None,
+        limits: Limits | None = None,
     ) -> tuple[list[Cell], list[Dropped]]:
-        """The cross product as cells, and the combinations dropped as incompatible.
+        """The cross product as cells, and the combinations dropped as incompatible;
+        an :class:`InputError` if the suite is larger than ``limits`` (see
+        :func:`harness.expand.check_size`).
 
         For a suite with tuning axes: without ``selected``, the tuning cells (every
         tuning value, ``split = "tune"``); with it, the reported cells, each with the
         tuned values selected for it (:func:`harness.run.select_tuned`)."""
-        return expand(self, registry, selected)
+        return expand(self, registry, selected, limits)
 
 
 # ---------------------------------------------------------------------------
@@ -337,18 +363,23 @@ def _validate(
             f"{src}: key 'suite.name': {name!r} is not allowed; use lowercase letters, digits, "
             "'-' and '_' only (it names the results folder)"
         )
+    if len(name) > MAX_NAME_LENGTH:
+        raise InputError(
+            f"{src}: key 'suite.name': {len(name)} characters ({name[:20]}...); at most "
+            f"{MAX_NAME_LENGTH} (it names the results folder)"
+        )
+    _check_int_range(meta, src)
     trials = meta.get("trials", 1)
-    if trials < 1:
-        raise InputError(f"{src}: key 'suite.trials': {trials} must be >= 1")
     chunk = meta.get("chunk_trials", 0)
-    if chunk < 0:
-        raise InputError(f"{src}: key 'suite.chunk_trials': {chunk} must be >= 0 (0 = whole cell)")
     dtype = meta.get("dtype", "float64")
     if dtype not in DTYPES:
         raise InputError(f"{src}: key 'suite.dtype': {dtype!r} is not one of {', '.join(DTYPES)}")
     timeout = meta.get("timeout_s")
-    if timeout is not None and timeout <= 0:
-        raise InputError(f"{src}: key 'suite.timeout_s': {timeout} must be > 0")
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise InputError(
+            f"{src}: key 'suite.timeout_s': {timeout} must be > 0 and finite (seconds; "
+            "leave the key out for no timeout)"
+        )
 
     entries: dict[str, list[SuiteEntry]] = {}
     for section, kind in SECTIONS.items():
@@ -377,7 +408,7 @@ def _validate(
             # Validate every value of every axis alone, so a bad value is named
             # even if the cross product would be large.
             for key, values in grid.items():
-                for v in values:
+                for v in _checked_values(values):
                     make_params(cls, {key: v}, src, where, only_key=key)
             checked.append(SuiteEntry(kind, cname, cls, grid, where, tuple(tuned)))
         entries[section] = checked
@@ -527,7 +558,21 @@ def _tuning(
     return Tuning(table["metric"], table["goal"], table["trials"])
 
 
-def _axis(value: Any, where: str) -> list[Any]:
+def _check_int_range(meta: dict[str, Any], src: str) -> None:
+    """``trials``, ``seed`` and ``chunk_trials`` within their bounds and a 64-bit integer."""
+    for key, (low, rule) in INT_BOUNDS.items():
+        value = meta.get(key)
+        if value is None:
+            continue
+        if value < low:
+            raise InputError(f"{src}: key 'suite.{key}': {value} {rule}")
+        if value > INT64_MAX:
+            raise InputError(
+                f"{src}: key 'suite.{key}': {value} is out of range (at most 2**63 - 1)"
+            )
+
+
+def _axis(value: Any, where: str) -> Sequence[Any]:
     """A TOML value as a grid axis: a list, an inclusive {start, stop, step} range, or a scalar."""
     if isinstance(value, list):
         if not value:
@@ -548,12 +593,48 @@ def _axis(value: Any, where: str) -> list[Any]:
         nums = (start, stop, step)
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in nums):
             raise InputError(f"{where}: range start, stop and step must be numbers")
+        if not all(math.isfinite(x) for x in nums):
+            raise InputError(f"{where}: range start, stop and step must be finite numbers")
         if step <= 0:
             raise InputError(f"{where}: range step {step!r} must be > 0")
         if stop < start:
             raise InputError(f"{where}: inverted range: stop {stop!r} < start {start!r}")
+        # Counted, not built: a range of 10**9 values stays a lazy sequence, so the
+        # suite's size is known (and refused, see harness.expand.check_size) in no time.
         if all(isinstance(x, int) for x in nums):
-            return list(range(start, stop + 1, step))
-        count = int(math.floor((stop - start) / step + 1e-9)) + 1
-        return [round(start + i * step, 12) for i in range(count)]
+            ints = range(start, stop + 1, step)
+            return ints if len(ints) > LAZY_AXIS else list(ints)
+        quotient = (stop - start) / step
+        if not quotient < INT64_MAX:
+            raise InputError(f"{where}: a range of more than 2**63 values")
+        floats = FloatRange(start, step, int(math.floor(quotient + 1e-9)) + 1)
+        return floats if len(floats) > LAZY_AXIS else list(floats)
     return [value]
+
+
+class FloatRange(Sequence):
+    """The values ``start + i * step`` (rounded to 12 decimals) for ``i < count``, lazily."""
+
+    def __init__(self, start: float, step: float, count: int) -> None:
+        self.start, self.step, self.count = start, step, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.count))]
+        if i < 0:
+            i += self.count
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        return round(self.start + i * self.step, 12)
+
+
+def _checked_values(values: Sequence[Any]) -> Sequence[Any]:
+    """The values of an axis to validate one by one: all of a short axis; of a long
+    (lazy) range, its first values and its last (a range's values share a type and
+    its bounds are at its ends)."""
+    if len(values) <= LAZY_AXIS:
+        return values
+    return [*values[:1000], values[-1]]

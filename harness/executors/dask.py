@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from harness.errors import InputError
 from harness.executors.base import (
     SOLVER_THREADS,
     default_workers,
@@ -106,6 +107,25 @@ def _kill_worker(client: Any, worker: str, host: str, pid: int) -> None:
         pass
 
 
+CONNECT_TIMEOUT_S = 10.0
+"""How long ``--scheduler ADDR`` may take to answer before the run gives up (Dask's
+default is 30 s)."""
+
+
+def _connect(client_cls: Any, scheduler: str) -> Any:
+    """A client of the scheduler at ``scheduler``; a one-line error naming the address
+    (``ConnectionError``, exit 3; ``InputError`` for an address that is not one)."""
+    try:
+        return client_cls(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionError(
+            f"--scheduler {scheduler}: no Dask scheduler answered within "
+            f"{CONNECT_TIMEOUT_S:g} s ({type(exc).__name__}: {' '.join(str(exc).split())})"
+        ) from exc
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"--scheduler {scheduler}: not a scheduler address: {exc}") from exc
+
+
 class DaskExecutor:
     """Runs work units as tasks on a Dask distributed cluster (LocalCluster or ``--scheduler``)."""
 
@@ -118,7 +138,7 @@ class DaskExecutor:
         self.scheduler = scheduler
         self._cluster = None
         if scheduler:
-            self.client = Client(scheduler)
+            self.client = _connect(Client, scheduler)
             self.workers = len(self.client.nthreads()) or 1
         else:
             self.workers = max(1, workers or default_workers())

@@ -91,7 +91,9 @@ def load_traces(results_dir: Path) -> pd.DataFrame | None:
     folder = results_dir / "traces"
     if not folder.is_dir() or not any(folder.rglob("*.parquet")):
         return None
-    traces = _read_parquet_folder(folder)
+    from harness.store import load_traces as read_traces  # verified; corrupt files quarantined
+
+    traces = read_traces(results_dir)
     if traces.empty:
         return None
     # A trial stored twice (a forced rerun) would double its curve.

@@ -65,6 +65,22 @@ CORPUS: dict[str, tuple[list[str], list[str]]] = {
     "expect_unknown_key": ([], ["expect[0].chek", "unknown key"]),
     "expect_aggregate_in_where": ([], ["expect[0].where", "aggregates"]),
     "expect_not_a_table": ([], ["expect: must be an array of tables", "[[expect]]"]),
+    # Values validation let through (issue 14, item 8): refused at load, naming the key.
+    "nan_kappa": ([], ["problems[0].kappa", "nan is not a finite number"]),
+    "inf_noise_std": ([], ["problems[0].noise_std", "inf is not a finite number"]),
+    "nan_step_size": ([], ["solvers[0].step_size", "nan is not a finite number"]),
+    "inf_scale": ([], ["initializers[0].scale", "inf is not a finite number"]),
+    "nan_timeout": ([], ["suite.timeout_s", "nan must be > 0 and finite"]),
+    "inf_timeout": ([], ["suite.timeout_s", "inf must be > 0 and finite"]),
+    "negative_seed": ([], ["suite.seed", "-1 must be >= 0"]),
+    "huge_integer": ([], ["problems[0].n", "out of range", "64-bit"]),
+    "float_for_integer_exact": ([], ["problems[0].n", "10.0 is not an integer", "write 10"]),
+    "long_name": ([], ["suite.name", "300 characters", "at most 100"]),
+    "nan_range": ([], ["problems[0].n", "finite numbers"]),
+    # Sizes counted before expanding (issue 14, item 4); the limit and how to raise it.
+    "huge_grid": ([], ["1,000,000,000 cells", "limit of 10,000", "--max-cells 1000000000"]),
+    "huge_trials": ([], ["1,000,000,000,000,000,000 trials", "--max-trials"]),
+    "ten_million_trials": ([], ["10,000,000 trials", "limit of 1,000,000", "--max-trials"]),
 }
 
 VALID = """
@@ -109,6 +125,8 @@ ARGUMENTS: dict[str, tuple[list[str], list[str]]] = {
     "zero_workers": (["--workers", "0"], ["--workers 0"]),
     "negative_timeout": (["--timeout", "-1"], ["--timeout", "positive"]),
     "unknown_executor": (["--executor", "threads"], ["--executor 'threads'", "processes"]),
+    "zero_max_cells": (["--max-cells", "0"], ["--max-cells 0", "must be >= 1"]),
+    "results_is_a_file": (["--results", "{tmp}/a-file"], ["--results", "is a file"]),
     "scheduler_without_dask": (
         ["--scheduler", "tcp://127.0.0.1:1"],
         ["--scheduler", "only used with --executor dask"],
@@ -157,9 +175,10 @@ def test_malformed_suite_is_exit_2_naming_the_key_and_writes_nothing(
 @pytest.mark.parametrize("case", sorted(ARGUMENTS))
 def test_bad_argument_is_exit_2_with_the_reason_and_writes_nothing(case, tmp_path, capsys):
     args, fragments = ARGUMENTS[case]
-    args = [a.replace("{here}", str(HERE)) for a in args]
+    args = [a.replace("{here}", str(HERE)).replace("{tmp}", str(tmp_path)) for a in args]
     suite = tmp_path / "good.toml"
     suite.write_text(VALID)
+    (tmp_path / "a-file").write_text("not a folder")
     results = tmp_path / "results"
     code, err = run_cli([str(suite), "--results", str(results), *args], capsys)
     assert code == 2, err

@@ -1,0 +1,3 @@
+"""Test plugin: raises KeyboardInterrupt at import (relubench must name it)."""
+
+raise KeyboardInterrupt
