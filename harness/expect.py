@@ -553,7 +553,12 @@ def _named_columns(e: Expectation) -> list[tuple[str, list[str]]]:
         if tree is not None:
             validator = _Validator(aggregates_allowed=True)
             validator.visit(tree)
-            out.append((key, sorted(validator.columns)))
+            # A trace value (``auc(train_loss, 50.0)``) is a column of its own making; what
+            # it reads is the traced metric, which must be one of the suite's.
+            calls = {c.text: c for c in validator.trace_calls}
+            names = {n for n in validator.columns if n not in calls}
+            names |= {f"metric.{c.metric}" for c in calls.values()}
+            out.append((key, sorted(names)))
     out.append(("by", list(e.by)))
     return out
 
