@@ -308,6 +308,9 @@ def cmd_check(args: argparse.Namespace, out: Console) -> int:
     if unknown:
         raise InputError(f"--only {unknown[0]}: no such check; checks: {', '.join(CHECKS)}")
     registry, classes = resolve(args.target, args.plugin, _blocked(args.block))
+    import torch
+
+    torch.set_num_threads(1)  # tiny instances: more threads only fight over the cores
     results = [r for cls in classes for r in run_checks(cls, registry, args.only or None)]
     out.print(format_results(results), markup=False, highlight=False)
     counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "waived")}

@@ -334,7 +334,7 @@ class Lab:
         self.cls = cls
         self.registry = registry
         self._params: Any = None
-        self._problems: dict[str, tuple[Problem, str] | None] = {}
+        self._problems: dict[str, Problem | None] = {}
         self._inits: dict[str, Initializer | None] = {}
         self._samples: dict[tuple[str, torch.dtype], Instance] = {}
         self._family_map: dict[str, list[type[Problem]]] | None = None
@@ -380,13 +380,13 @@ class Lab:
 
     # -- companions --------------------------------------------------------
     def problem(self, family: str) -> Problem | None:
-        """The first registered problem (by name) of ``family`` that samples at small size."""
+        """The first registered problem (by name) of ``family`` that samples at small size
+        (for a metric, the first one it applies to, if any)."""
         if family not in self._problems:
             self._problems[family] = None
             if issubclass(self.cls, Problem):
-                self._problems[family] = (self.make(), family)
+                self._problems[family] = self.make()
             else:
-                # A metric gets the first problem it applies to, if any does.
                 metric = self.make() if issubclass(self.cls, Metric) else None
                 for pcls in self._families_posed().get(family, []):
                     try:
@@ -395,12 +395,11 @@ class Lab:
                     except Exception:
                         continue
                     if self._problems[family] is None:
-                        self._problems[family] = (p, family)
+                        self._problems[family] = p
                     if metric is None or metric.applies(inst):
-                        self._problems[family] = (p, family)
+                        self._problems[family] = p
                         break
-        found = self._problems[family]
-        return None if found is None else found[0]
+        return self._problems[family]
 
     def instance(self, family: str, dtype: torch.dtype = torch.float64) -> Instance:
         key = (family, dtype)
