@@ -27,6 +27,7 @@ from harness.plugins import create_manager, get_registry
 from harness.testing import CHECKS, ConformanceError, check_component, checks_for, run_checks
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytest_plugins = ["pytester"]
 
 PLUGINS = Path(__file__).parents[1] / "plugins"
 
@@ -78,6 +79,25 @@ def test_wrong_plugins_fail_check_naming_the_fault(capsys, plugin, check, fault)
     assert "expected" in text and "got" in text and "Fix:" in text
     # the parts it gets right pass
     assert "ok   solver" in text and "documented" not in failed
+
+
+def test_conformance_tests_make_one_pytest_item_per_check(pytester):
+    """An author's two-line test file: one item per check, failures with their message."""
+    pytester.makepyfile(
+        test_kit=f"""
+        from harness.testing import conformance_tests
+        test_conformance = conformance_tests({str(PLUGINS / "bad_mixes_trials.py")!r})
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:xdist", "-q")
+    checks = checks_for(KINDS["solver"])
+    result.assert_outcomes(passed=len(checks) - 2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_conformance?solver:mixes_trials:batch_invariance?*",
+            "*solver mixes_trials: independence failed: expected trials 1..2 unchanged*",
+        ]
+    )
 
 
 def test_check_of_a_builtin_by_name_and_by_plugin(capsys):
