@@ -1105,10 +1105,13 @@ def _truth_weights(inst: Instance) -> Weights | None:
 
 @_check("truth", "metric")
 def check_truth(lab: Lab) -> str | None:
-    """Scored on the ground truth itself, an error metric is 0 and a success metric is 1."""
+    """Scored on the ground truth itself (a noiseless teacher), an error or loss metric is 0
+    and a success metric is 1."""
     role = getattr(lab.cls, "role", None)
-    if role not in ("error", "success"):
-        raise CheckSkipped(f"role {role!r}: only 'error' and 'success' metrics have a known value")
+    if role not in ("error", "loss", "success"):
+        raise CheckSkipped(
+            f"role {role!r}: only 'error', 'loss' and 'success' metrics have a known value"
+        )
     scored = []
     for fam in lab.each_family():
         inst = lab.instance(fam)
@@ -1119,7 +1122,7 @@ def check_truth(lab: Lab) -> str | None:
             v = lab.run(fam, inst, truth).detach().double().reshape(-1)
         except CheckSkipped:
             continue
-        want = 0.0 if role == "error" else 1.0
+        want = 1.0 if role == "success" else 0.0
         if not ((v - want).abs() <= TRUTH_ATOL).all():
             raise CheckFailed(
                 f"an {role!r} metric of the ground truth to be {want:g} (within {TRUTH_ATOL:g}) "
