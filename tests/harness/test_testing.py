@@ -15,16 +15,35 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
-from harness import PLUGIN_API_VERSION
+from harness import (
+    PLUGIN_API_VERSION,
+    Instance,
+    Metric,
+    Model,
+    Problem,
+    Solver,
+    batched_randn,
+    param,
+)
 from harness.cli import main
 from harness.components import KINDS
 from harness.errors import InputError
 from harness.plugins import create_manager, get_registry
-from harness.testing import CHECKS, ConformanceError, check_component, checks_for, run_checks
+from harness.testing import (
+    CHECKS,
+    SMALL,
+    ConformanceError,
+    check_component,
+    checks_for,
+    run_checks,
+    small_params,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 pytest_plugins = ["pytester"]
@@ -264,3 +283,157 @@ def test_plugin_api_names_are_exported():
         assert getattr(harness, name) is not None, name
     for name in ("Solver", "Problem", "Metric", "Initializer", "hookimpl", "param"):
         assert name in harness.__all__
+
+
+# --------------------------------------------------------------------------- problems and
+# metrics that break one rule each (defined here: they need no plugin file)
+
+
+class LinearModel(Model):
+    """f(x) = w^T x."""
+
+    family = "linear_check"
+
+    def __init__(self, d: int) -> None:
+        self.d = d
+
+    def param_shapes(self):
+        return {"w": (self.d,)}
+
+    def forward(self, weights, X):
+        return (X * weights["w"].unsqueeze(1)).sum(-1)
+
+
+@dataclass(frozen=True)
+class LinearParams:
+    d: int = param(30, "input dimension", min=1)
+    n: int = param(500, "samples", min=1)
+    noise_std: float = param(0.0, "label noise", min=0.0)
+
+
+class LinearTeacher(Problem):
+    """y = x^T w* with x, w* ~ N(0, I), each trial from its own generator."""
+
+    name = "linear_check"
+    Params = LinearParams
+    families = ("linear_check",)
+    conformance_params = {"noise_std": 0.5}
+
+    def sample(self, generators, dtype):
+        p = self.params
+        w = batched_randn(generators, p.d, dtype=dtype)
+        X = batched_randn(generators, p.n, p.d, dtype=dtype)
+        y = LinearModel(p.d).forward({"w": w}, X)
+        y = y + p.noise_std * batched_randn(generators, p.n, dtype=dtype)
+        return Instance(X=X, y=y, model=LinearModel(p.d), truth={"w": w})
+
+
+class GlobalNoiseTeacher(LinearTeacher):
+    """Draws its label noise from the global generator (wrong)."""
+
+    name = "global_noise"
+
+    def sample(self, generators, dtype):
+        inst = super().sample(generators, dtype)
+        inst.y = inst.y + torch.randn(inst.y.shape, dtype=dtype)
+        return inst
+
+
+class TruthFirstTeacher(LinearTeacher):
+    """Stores w* with the trial dimension last (wrong)."""
+
+    name = "truth_last"
+
+    def sample(self, generators, dtype):
+        inst = super().sample(generators, dtype)
+        inst.truth = {"w": inst.truth["w"].T.contiguous()}
+        return inst
+
+
+def test_small_params_shrink_conventional_sizes_only_downwards():
+    params = small_params(LinearTeacher)
+    assert (params.d, params.n) == (SMALL["d"], SMALL["n"])
+    assert params.noise_std == 0.5  # the component's own conformance_params win
+
+    @dataclass(frozen=True)
+    class SolverParams:
+        max_iter: int = param(1000, "iterations", min=1)
+        batch_size: int = param(0, "0: full batch", min=0)
+        epochs: int = param(1, "epochs", min=1)
+
+    class S(Solver):
+        """A solver with a full-batch default."""
+
+        name = "s"
+        Params = SolverParams
+
+    params = small_params(S)
+    assert params.max_iter == SMALL["max_iter"]
+    assert params.batch_size == 0  # 8 would turn full batch into minibatches: kept
+    assert params.epochs == 1
+
+
+def test_a_correct_problem_passes_and_wrong_ones_fail_their_check():
+    registry = get_registry()
+    assert not any(r.failed for r in run_checks(LinearTeacher, registry))
+    failed = {r.check: r.message for r in run_checks(GlobalNoiseTeacher, registry) if r.failed}
+    assert "the global torch random state changed" in failed["global_rng"]
+    assert "batch_invariance" in failed and "determinism" in failed
+    failed = {r.check: r.message for r in run_checks(TruthFirstTeacher, registry) if r.failed}
+    assert set(failed) == {"shapes"}
+    assert "truth.w of shape (B, *param_shapes) = (3, 4), got (4, 3)" in failed["shapes"]
+
+
+class TrainResidual(Metric):
+    """Mean absolute training residual, one number per trial."""
+
+    name = "train_residual"
+    role = "error"
+
+    def compute(self, instance, weights, result):
+        return (instance.model.forward(weights, instance.X) - instance.y).abs().mean(1)
+
+
+class ColumnMetric(TrainResidual):
+    """Returns (B, 1) instead of (B,) (wrong)."""
+
+    name = "column"
+
+    def compute(self, instance, weights, result):
+        return super().compute(instance, weights, result).unsqueeze(1)
+
+
+class OffByOne(TrainResidual):
+    """An error that is 1 at the truth (wrong)."""
+
+    name = "off_by_one"
+
+    def compute(self, instance, weights, result):
+        return super().compute(instance, weights, result) + 1.0
+
+
+class BatchMean(TrainResidual):
+    """Centres each trial's value on the batch mean (mixes trials: wrong)."""
+
+    name = "batch_mean"
+
+    def compute(self, instance, weights, result):
+        v = super().compute(instance, weights, result)
+        return v - v.mean()
+
+
+@pytest.mark.parametrize(
+    "cls, check, message",
+    [
+        (TrainResidual, None, None),
+        (ColumnMetric, "shapes", "one value per trial, shape (3,), got (3, 1)"),
+        (OffByOne, "truth", "an 'error' metric of the ground truth to be 0"),
+        (BatchMean, "independence", "trials 1..2 unchanged when trial 0"),
+    ],
+)
+def test_metric_checks(cls, check, message):
+    failed = {r.check: r.message for r in run_checks(cls, get_registry()) if r.failed}
+    if check is None:
+        assert not failed
+        return
+    assert check in failed and message in failed[check]
