@@ -82,8 +82,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from harness import Instance, SolveContext, Solver, SolveResult, Weights, hookimpl, param
+from harness import (
+    Instance,
+    SolveContext,
+    Solver,
+    SolveResult,
+    TrialStopper,
+    Weights,
+    hookimpl,
+    param,
+)
 
 
 @dataclass(frozen=True)
@@ -104,23 +112,16 @@ class {cls}(Solver):
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         p = self.params
         W = {{k: v.clone() for k, v in weights.items()}}  # each (B, ...): trials first
-        B = instance.X.shape[0]
-        running = torch.ones(B, dtype=torch.bool, device=instance.X.device)
-        iterations = torch.zeros(B, dtype=torch.long, device=instance.X.device)
-        for t in range(1, p.max_iter + 1):
+        stop = TrialStopper(instance.X.shape[0], p.max_iter, device=instance.X.device)
+        for t in stop:  # t = 1 .. max_iter; ends early once every trial has stopped
             g = instance.model.grad(W, instance.X, instance.y)
             gnorm = sum(v.flatten(1).pow(2).sum(1) for v in g.values()).sqrt()  # (B,)
             # a stopped trial keeps its weights: a per-trial mask, never a batch-wide break
-            W = {{
-                k: torch.where(running.view(-1, *[1] * (v.dim() - 1)), v - p.step_size * g[k], v)
-                for k, v in W.items()
-            }}
-            iterations += running.long()
-            running &= torch.isfinite(gnorm) & (gnorm > p.tol)
-            ctx.record(t, W)  # the runner keeps the iterations its trace schedule wants
-            if not running.any():
-                break
-        return SolveResult(W, iterations)
+            W = stop.freeze({{k: v - p.step_size * g[k] for k, v in W.items()}}, W)
+            stop.update(converged=gnorm <= p.tol, diverged=~gnorm.isfinite())
+            if ctx.wants(t) and stop.any_ran:  # nothing past the last trial's own end
+                ctx.record(t, W)
+        return SolveResult(W, stop.iterations)
 '''
 
 PROBLEM = '''\
