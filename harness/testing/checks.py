@@ -563,7 +563,7 @@ def _trace_problems(rec: _Recorder, every: int, top: int, B: int) -> Iterator[Ch
             "record only while some trial still runs (with harness.TrialStopper: "
             "if stop.any_ran: ctx.record(t, W)), and return each trial's own count",
         )
-    if every == 1 and top >= 1 and not its:
+    if every == 1 and top >= 2 and not its:  # a one-step (closed-form) solver has no curve
         yield CheckFailed(
             "ctx.record(iteration, weights) called while iterating",
             f"no call in {top} iterations",
