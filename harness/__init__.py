@@ -70,6 +70,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
 
+PLUGIN_API_VERSION = (1, 0)
+"""The plugin API this harness provides: the names in ``__all__`` and the component
+contracts of ``harness.components``. A minor version only adds; a plugin declares the
+version it was written for with ``RELUBENCH_PLUGIN_API = "1.0"`` and a newer one is refused
+with a clear error."""
+
 hookimpl = pluggy.HookimplMarker("relubench")
 """Marker for plugin hook implementations: ``@hookimpl def relubench_solvers(): ...``."""
 
@@ -87,6 +93,7 @@ def load_results(folder: Any, *, dedupe: bool = True) -> pd.DataFrame:
 
 
 __all__ = [
+    "PLUGIN_API_VERSION",
     "Initializer",
     "InputError",
     "Instance",

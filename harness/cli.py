@@ -1,4 +1,4 @@
-"""The ``relubench`` command: list, show, run, report, export.
+"""The ``relubench`` command: list, show, run, report, export, check, new.
 
 Exit codes: 0 success; 1 the run finished but some trials failed or an
 expectation failed; 2 bad input (suite file, arguments, unknown component, a broken
@@ -111,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"refuse a suite of more trials, cells x trials, than this (default {MAX_TRIALS:,})",
     )
     _plugin_args(p)
+
+    p = sub.add_parser("check", help="conformance checks of components (exit 1 on failure)")
+    p.add_argument("target", help="a component name, plugin name, plugin .py file or module")
+    p.add_argument("--only", action="append", default=[], metavar="CHECK", help="run only this")
+    _plugin_args(p)
+
+    p = sub.add_parser("new", help="write an installable plugin package for a new component")
+    p.add_argument("kind", choices=["solver", "problem", "metric"])
+    p.add_argument("name", help="the component's name, e.g. my_solver")
+    p.add_argument("--dir", type=Path, default=Path("."), help="where to create it")
 
     p = sub.add_parser("report", help="figures and a summary from a results folder")
     p.add_argument("results_dir", type=Path)
@@ -686,6 +696,37 @@ def console(*, stderr: bool = False) -> Console:
     return c
 
 
+def cmd_check(args: argparse.Namespace, out: Console) -> int:
+    from harness.testing import CHECKS, format_results, resolve, run_checks
+
+    unknown = sorted(set(args.only) - set(CHECKS))
+    if unknown:
+        raise InputError(f"--only {unknown[0]}: no such check; checks: {', '.join(CHECKS)}")
+    registry, classes = resolve(args.target, args.plugin, _blocked(args.block))
+    import torch
+
+    torch.set_num_threads(1)  # tiny instances: more threads only fight over the cores
+    results = [r for cls in classes for r in run_checks(cls, registry, args.only or None)]
+    out.print(format_results(results), markup=False, highlight=False)
+    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "waived")}
+    out.print(
+        f"{len(classes)} component(s), {len(results)} checks: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + f", {len(results) - sum(counts.values())} skipped",
+        highlight=False,
+    )
+    return 1 if counts["failed"] else 0
+
+
+def cmd_new(args: argparse.Namespace, out: Console) -> int:
+    from harness.template import new_plugin
+
+    root = new_plugin(args.kind, args.name, args.dir)
+    out.print(f"created {root}", highlight=False)
+    out.print(f"  cd {root} && pip install -e . && python -m pytest tests", highlight=False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     out = console()
     err = console(stderr=True)
@@ -709,6 +750,10 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
             return cmd_report(args, out)
         if args.command == "export":
             return cmd_export(args, out)
+        if args.command == "check":
+            return cmd_check(args, out)
+        if args.command == "new":
+            return cmd_new(args, out)
     except InputError as exc:
         err.print(f"relubench: error: {exc}", markup=False, highlight=False)
         return exc.exit_code

@@ -86,13 +86,20 @@ class Registry:
         return out
 
 
+def file_plugin_name(path: Path) -> str:
+    """The plugin name of a ``--plugin`` file: its stem, or its folder's name for a
+    package's ``__init__.py`` (like the package itself)."""
+    return path.resolve().parent.name if path.stem == "__init__" else path.stem
+
+
 def _import_plugin(spec: str) -> tuple[str, Any]:
     """Import a ``--plugin`` value: a path to a .py file, or a module name."""
     path = Path(spec)
-    if spec.endswith(".py") or path.exists():
+    if spec.endswith(".py") or path.is_file():
         if not path.is_file():
             raise InputError(f"--plugin {spec}: no such file")
-        name = f"relubench_plugin_{path.stem}"
+        stem = file_plugin_name(path)
+        name = f"relubench_plugin_{stem}"
         mod_spec = importlib.util.spec_from_file_location(name, path.resolve())
         if mod_spec is None or mod_spec.loader is None:
             raise InputError(f"--plugin {spec}: cannot import this file")
@@ -103,7 +110,7 @@ def _import_plugin(spec: str) -> tuple[str, Any]:
         except IMPORT_FAILURES as exc:
             sys.modules.pop(name, None)
             raise InputError(f"--plugin {spec}: import failed: {_cause(exc)}") from exc
-        return path.stem, module
+        return stem, module
     try:
         module = importlib.import_module(spec)
     except IMPORT_FAILURES as exc:
@@ -168,6 +175,37 @@ def _import_entry_points(eps: Sequence[importlib.metadata.EntryPoint]) -> None:
             ) from exc
 
 
+def check_api_version(name: str, module: Any) -> None:
+    """Refuse a plugin that declares a newer plugin API than this harness supports.
+
+    A plugin may declare ``RELUBENCH_PLUGIN_API = "MAJOR.MINOR"`` (the version of the
+    API it was written for, :data:`harness.PLUGIN_API_VERSION`); minor versions only add.
+    """
+    from harness import PLUGIN_API_VERSION
+
+    declared = getattr(module, "RELUBENCH_PLUGIN_API", None)
+    if declared is None:
+        return
+    where = f"plugin {name!r} ({getattr(module, '__name__', module)})"
+    supported = ".".join(map(str, PLUGIN_API_VERSION))
+    try:
+        version = tuple(int(part) for part in str(declared).split("."))
+        if len(version) != 2:
+            raise ValueError
+    except ValueError:
+        raise InputError(
+            f"{where}: RELUBENCH_PLUGIN_API = {declared!r} is not a version like {supported!r}"
+        ) from None
+    if version[0] != PLUGIN_API_VERSION[0] or version[1] > PLUGIN_API_VERSION[1]:
+        from harness import __version__
+
+        raise InputError(
+            f"{where} needs relubench plugin API {declared}; this relubench ({__version__}) "
+            f"provides plugin API {supported}: upgrade relubench, or use a version of the "
+            f"plugin written for API {supported}, or block it with -p no:{name}"
+        )
+
+
 def create_manager(
     plugins: Sequence[str] = (), blocked: Iterable[str] = (), *, entry_points: bool = True
 ) -> Registry:
@@ -196,6 +234,8 @@ def create_manager(
         except (pluggy.PluginValidationError, ValueError) as exc:
             raise InputError(f"--plugin {spec}: {exc}") from exc
     check_blocked(blocked, [*plugin_names, *(entry_point_names() if entry_points else ())])
+    for name, plugin in pm.list_name_plugin():
+        check_api_version(name, plugin)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

@@ -244,6 +244,7 @@ class MnistIdx(DatasetProblem):
 
     name = "mnist_idx"
     Params = MnistIdxParams
+    conformance_exceptions = {"*": "reads the user's IDX files named by path (no default)"}
 
     @classmethod
     def check_params(cls, params: MnistIdxParams) -> tuple[str, str] | None:
@@ -273,6 +274,7 @@ class Csv(DatasetProblem):
 
     name = "csv"
     Params = CsvParams
+    conformance_exceptions = {"*": "reads the user's CSV file named by path (no default)"}
 
     @classmethod
     def check_params(cls, params: CsvParams) -> tuple[str, str] | None:
