@@ -1,4 +1,4 @@
-"""The ``relubench`` command: list, show, run, report.
+"""The ``relubench`` command: list, show, run, report, compare.
 
 Exit codes: 0 success; 1 the run finished but some trials failed or an
 expectation failed; 2 bad input (suite file, arguments, unknown component).
@@ -85,6 +85,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="figures and a summary from a results folder")
     p.add_argument("results_dir", type=Path)
     p.add_argument("--out", type=Path, help="output folder (default RESULTS_DIR/report)")
+
+    p = sub.add_parser("compare", help="paired tests of the solvers of a run, or of two runs")
+    p.add_argument("results", type=Path, help="a suite's results folder")
+    p.add_argument("other", type=Path, nargs="?", help="a second run of the suite (new)")
+    p.add_argument("--metric", action="append", default=[], help="compare this metric (repeat)")
+    p.add_argument("--baseline", help="compare every solver with this one only")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    p.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="exit 1 on a significant worsening: success, time_s>1.10x, ...",
+    )
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    p.add_argument(
+        "--direction",
+        action="append",
+        default=[],
+        metavar="METRIC=min|max",
+        help="which way a metric is better (default: success max, others min)",
+    )
+    p.add_argument(
+        "--budget",
+        default="iteration",
+        help="budget axis of ERT/ECDFs: iteration, time_s or a traced series",
+    )
+    p.add_argument("--figures", type=Path, help="write CD diagrams, profiles, ECDFs (PNG) here")
     return parser
 
 
@@ -291,6 +319,39 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, out: Console) -> int:
+    """Exit 1 only when OTHER is given and a ``--fail-on`` spec finds a regression."""
+    from harness.analysis import analyze_folder, analyze_runs, parse_fail_on
+    from harness.analysis.render import folder_tables, regression_tables, render, to_json
+
+    if not 0 < args.alpha < 1:
+        raise InputError(f"--alpha {args.alpha}: expected a number between 0 and 1")
+    directions = dict(d.partition("=")[::2] for d in args.direction)
+    options = {"metrics": args.metric or None, "alpha": args.alpha, "directions": directions}
+    if args.other is None:
+        if args.fail_on:
+            raise InputError("--fail-on needs two results folders: RESULTS OTHER")
+        analysis = analyze_folder(
+            args.results,
+            baseline=args.baseline,
+            budget=args.budget,
+            figures=args.figures,
+            **options,
+        )
+        text = to_json(analysis) if args.format == "json" else None
+        text = text or render(folder_tables(analysis), args.format)
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+        return 0
+    report, infos = analyze_runs(args.results, args.other, **options)
+    regressions = report.regressions(parse_fail_on(args.fail_on, infos))
+    if args.format == "json":
+        text = to_json({"report": report, "regressions": regressions})
+    else:
+        text = render(regression_tables(report, regressions), args.format)
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+    return 1 if regressions else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
@@ -305,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, out, err)
         if args.command == "report":
             return cmd_report(args, out)
+        if args.command == "compare":
+            return cmd_compare(args, out)
     except InputError as exc:
         err.print(f"relubench: error: {exc}", markup=False, highlight=False)
         return 2
