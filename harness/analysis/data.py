@@ -100,18 +100,16 @@ def metric_column(metric: str) -> str:
     return metric if metric in OUTCOME_METRICS else f"metric.{metric}"
 
 
-def scored(runs: pd.DataFrame, info: MetricInfo) -> pd.Series:
+def scored(runs: pd.DataFrame, info: MetricInfo) -> np.ndarray:
     """The metric per row with failures scored: not-``ok`` is 0 (binary) or the worst value.
 
     A NaN left over belongs to an ``ok`` trial the metric does not apply to.
     """
     col = metric_column(info.name)
-    values = runs[col].astype(float) if col in runs else pd.Series(np.nan, index=runs.index)
-    failed = runs["status"] != "ok"
-    if info.kind == "binary":
-        return values.where(~failed, 0.0)
-    worst = math.inf if info.direction == "min" else -math.inf
-    return values.where(~failed, worst)
+    values = runs[col].to_numpy(dtype=float) if col in runs else np.full(len(runs), np.nan)
+    failed = runs["status"].to_numpy() != "ok"
+    worst = 0.0 if info.kind == "binary" else math.inf if info.direction == "min" else -math.inf
+    return np.where(failed, worst, values)
 
 
 def _norm(value: object) -> object:

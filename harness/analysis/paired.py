@@ -79,7 +79,9 @@ def win_tie_loss(a: ArrayLike, b: ArrayLike, direction: str) -> tuple[int, int, 
     return wins, int(np.sum(equal)), losses
 
 
-def mcnemar_exact(a: ArrayLike, b: ArrayLike, *, seed: int = 0) -> PairedTest:
+def mcnemar_exact(
+    a: ArrayLike, b: ArrayLike, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+) -> PairedTest:
     """Exact McNemar (1947) test of paired successes: a two-sided binomial test on the
     discordant pairs (A succeeded and B failed, or the reverse), p = 1/2 under the null.
     The estimate is the difference of success rates, with a paired bootstrap interval."""
@@ -89,7 +91,7 @@ def mcnemar_exact(a: ArrayLike, b: ArrayLike, *, seed: int = 0) -> PairedTest:
     discordant = a_only + b_only
     p = stats.binomtest(b_only, discordant, 0.5).pvalue if discordant else 1.0
     d = b.astype(float) - a.astype(float)
-    low, high = _bootstrap(d, np.mean, seed)
+    low, high = _bootstrap(d, np.mean, seed, resamples)
     return PairedTest(
         "mcnemar",
         len(d),
@@ -107,7 +109,13 @@ def mcnemar_exact(a: ArrayLike, b: ArrayLike, *, seed: int = 0) -> PairedTest:
 
 
 def wilcoxon_paired(
-    a: ArrayLike, b: ArrayLike, direction: str, *, ratio: bool = False, seed: int = 0
+    a: ArrayLike,
+    b: ArrayLike,
+    direction: str,
+    *,
+    ratio: bool = False,
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> PairedTest:
     """Wilcoxon (1945) signed-rank test of paired values, two-sided, zero differences dropped
     (Wilcoxon's own convention); exact distribution for small samples (scipy ``auto``).
@@ -136,7 +144,7 @@ def wilcoxon_paired(
         r_up, r_down = r[ranked > 0].sum(), r[ranked < 0].sum()
         sign = 1 if direction == "max" else -1
         favours = int(np.sign(r_up - r_down)) * sign
-    low, high = _bootstrap(d, np.median, seed)
+    low, high = _bootstrap(d, np.median, seed, resamples)
     estimate = float(np.median(d)) if len(d) else math.nan
     if ratio:
         estimate, low, high = math.exp(estimate), math.exp(low), math.exp(high)
@@ -156,11 +164,22 @@ def wilcoxon_paired(
     )
 
 
-def paired_test(a: ArrayLike, b: ArrayLike, info: MetricInfo, *, seed: int = 0) -> PairedTest:
-    """The test for this metric: McNemar for a binary metric, else Wilcoxon (ratio for times)."""
+def paired_test(
+    a: ArrayLike,
+    b: ArrayLike,
+    info: MetricInfo,
+    *,
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> PairedTest:
+    """The test for this metric: McNemar for a binary metric, else Wilcoxon (ratio for times).
+
+    ``seed`` and ``resamples`` drive the bootstrap interval (0 resamples: no interval).
+    """
     if info.kind == "binary":
-        return mcnemar_exact(a, b, seed=seed)
-    return wilcoxon_paired(a, b, info.direction, ratio=info.kind == "ratio", seed=seed)
+        return mcnemar_exact(a, b, seed=seed, resamples=resamples)
+    kind = info.kind == "ratio"
+    return wilcoxon_paired(a, b, info.direction, ratio=kind, seed=seed, resamples=resamples)
 
 
 def single_measurement(a: float, b: float, info: MetricInfo, *, n: int) -> PairedTest:
@@ -189,12 +208,12 @@ def single_measurement(a: float, b: float, info: MetricInfo, *, n: int) -> Paire
     )
 
 
-def _bootstrap(d: np.ndarray, statistic, seed: int) -> tuple[float, float]:
+def _bootstrap(d: np.ndarray, statistic, seed: int, resamples: int) -> tuple[float, float]:
     """Percentile interval of ``statistic`` over resampled pairs (Efron 1979)."""
-    if len(d) < 2:
+    if len(d) < 2 or resamples < 1:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(d), size=(BOOTSTRAP_RESAMPLES, len(d)))
+    idx = rng.integers(0, len(d), size=(resamples, len(d)))
     values = statistic(d[idx], axis=1)
     tail = (1.0 - LEVEL) / 2.0 * 100.0
     low, high = np.percentile(values, [tail, 100.0 - tail])

@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness.analysis.data import MetricInfo, scored
 from harness.analysis.paired import (
+    BOOTSTRAP_RESAMPLES,
     PairedTest,
     holm,
     paired_test,
@@ -96,6 +97,8 @@ def compare_cells(
     alpha: float,
     a_label: str,
     b_label: str,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> list[CellComparison]:
     """Test B against A in each ``(cell label, rows of A, rows of B)`` group; Holm across groups.
 
@@ -105,24 +108,23 @@ def compare_cells(
     """
     raw = []
     for i, (cell, rows_a, rows_b) in enumerate(groups):
-        left = rows_a.assign(_v=scored(rows_a, info), _ok=rows_a["status"] == "ok")
-        right = rows_b.assign(_v=scored(rows_b, info), _ok=rows_b["status"] == "ok")
-        both = left[[PAIR_KEY, "_v", "_ok"]].merge(
-            right[[PAIR_KEY, "_v", "_ok"]], on=PAIR_KEY, suffixes=("_a", "_b")
-        )
-        unpaired = len(left) + len(right) - 2 * len(both)
-        present = both["_v_a"].notna() & both["_v_b"].notna()
-        pairs = both[present]
-        va, vb = pairs["_v_a"].to_numpy(), pairs["_v_b"].to_numpy()
+        seeds_a, seeds_b = rows_a[PAIR_KEY].to_numpy(), rows_b[PAIR_KEY].to_numpy()
+        _, ia, ib = np.intersect1d(seeds_a, seeds_b, return_indices=True)
+        unpaired = len(seeds_a) + len(seeds_b) - 2 * len(ia)
+        va, vb = scored(rows_a, info)[ia], scored(rows_b, info)[ib]
+        ok_a = rows_a["status"].to_numpy()[ia] == "ok"
+        ok_b = rows_b["status"].to_numpy()[ib] == "ok"
+        present = ~np.isnan(va) & ~np.isnan(vb)
+        va, vb, ok_a, ok_b = va[present], vb[present], ok_a[present], ok_b[present]
         center = np.mean if info.kind == "binary" else np.median
         ca = float(center(va)) if len(va) else np.nan
         cb = float(center(vb)) if len(vb) else np.nan
         if len(va) and (_shared_time(rows_a, info) or _shared_time(rows_b, info)):
             test = single_measurement(ca, cb, info, n=len(va))
         else:
-            test = paired_test(va, vb, info, seed=i)
-        counts = (int((~pairs["_ok_a"]).sum()), int((~pairs["_ok_b"]).sum()))
-        raw.append((cell, test, *counts, unpaired, int((~present).sum()), ca, cb))
+            test = paired_test(va, vb, info, seed=i, resamples=resamples)
+        counts = (int((~ok_a).sum()), int((~ok_b).sum()), unpaired, int((~present).sum()))
+        raw.append((cell, test, *counts, ca, cb))
     adjusted = holm([t.p if t.n else np.nan for _, t, *_ in raw])
     out = []
     for (cell, test, a_bad, b_bad, unpaired, missing, ca, cb), p_adj in zip(raw, adjusted):

@@ -22,7 +22,8 @@ from harness.analysis.data import MetricInfo, scored
 @dataclass(frozen=True)
 class Friedman:
     """Friedman (1937) chi-square over ``n`` blocks and ``k`` methods (tie-corrected), and
-    Iman and Davenport's (1980) F form of it, which Demsar (2006) recommends."""
+    Iman and Davenport's (1980) F form of it, which Demsar (2006) recommends (NaN when every
+    block ranks the methods alike, where that form divides by zero)."""
 
     statistic: float
     p: float
@@ -86,8 +87,11 @@ def friedman(table: pd.DataFrame, direction: str = "min") -> Friedman:
     chi2 = (12.0 / (n * k * (k + 1)) * float(np.sum(R.sum(0) ** 2)) - 3.0 * n * (k + 1)) / c
     p = float(stats.chi2.sf(chi2, k - 1))
     denom = n * (k - 1) - chi2
-    f = (n - 1) * chi2 / denom if denom > 0 else math.inf
-    f_p = float(stats.f.sf(f, k - 1, (k - 1) * (n - 1))) if n > 1 and denom > 0 else 0.0
+    if denom > 0 and n > 1:
+        f = (n - 1) * chi2 / denom
+        f_p = float(stats.f.sf(f, k - 1, (k - 1) * (n - 1)))
+    else:  # every block ranks the methods alike: the F form is undefined
+        f, f_p = math.nan, math.nan
     return Friedman(float(chi2), p, float(f), f_p, n, k)
 
 
