@@ -135,7 +135,7 @@ def ecdf(hits: pd.DataFrame, budgets: Sequence[float] | None = None) -> pd.DataF
     """Share of (trial, target) pairs each method hit within each budget (rows: budgets)."""
     if budgets is None:
         finite = hits["budget_hit"].dropna()
-        top = max(float(finite.max()) if len(finite) else 1.0, 1.0)
+        top = float(finite.max()) * 1.05 if len(finite) and finite.max() > 0 else 1.0
         budgets = np.unique(np.concatenate([[0.0], np.sort(finite.unique()), [top]]))
     budgets = np.asarray(budgets, dtype=float)
     cols = {}

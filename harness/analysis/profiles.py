@@ -68,7 +68,7 @@ def performance_profile(runs: pd.DataFrame, cost: str = "time_s", points: int = 
     ratios, success = cost_ratios(runs, cost)
     r = ratios.to_numpy()
     finite = r[np.isfinite(r)]
-    top = max(float(finite.max()) if finite.size else 1.0, 1.0) * 1.05
+    top = max(float(finite.max()) if finite.size else 1.0, 2.0) * 1.05  # show tau up to 2 at least
     taus = np.unique(np.concatenate([[1.0], np.geomspace(1.0, top, points), finite]))
     n = max(len(r), 1)
     rho = {m: [float(np.sum(r[:, j] <= tau) / n) for tau in taus] for j, m in enumerate(ratios)}

@@ -74,10 +74,11 @@ def _cell_row(c: CellComparison) -> list[str]:
     ]
 
 
-def cell_columns(a: str = "A", b: str = "B") -> list[str]:
-    """Columns of :func:`_cell_row`, with the two sides named ``a`` and ``b``."""
-    return ["cell", "metric", a, b, f"{b} vs {a} [95% CI]", "test", "p", "p Holm", "W/T/L",
-            f"{b} is"]  # fmt: skip
+def cell_columns(a: str = "A", b: str = "B", value: str = "{}") -> list[str]:
+    """Columns of :func:`_cell_row`: the sides are named ``a`` and ``b``, their value
+    columns ``value.format(a)`` and ``value.format(b)``."""
+    return ["cell", "metric", value.format(a), value.format(b), f"{b} vs {a} [95% CI]", "test",
+            "p", "p Holm", "W/T/L", f"{b} is"]  # fmt: skip
 
 
 def folder_tables(a: FolderAnalysis) -> list[Table]:
@@ -142,11 +143,15 @@ def folder_tables(a: FolderAnalysis) -> list[Table]:
         )
     t.notes.append("W/T/L: trials where B is better / equal / worse than A on the same data")
     t.notes.append("over points: Wilcoxon over the points' success rates or medians, B is ...")
+    t.notes.append(
+        "a batched cell's time_s is one measurement shared by its trials: counted once in "
+        "W/T/L and tested over points only"
+    )
     tables.append(t)
     significant = [c for s in a.pairs for c in s.cells if c.verdict != "same"]
     t = Table(
         "significant differences (B against A at one point)",
-        ["A", "B", *cell_columns("value A", "value B")],
+        ["A", "B", *cell_columns(value="{} value")],
     )
     t.rows = [[c.a, c.b, *_cell_row(c)] for c in significant]
     if not significant:
