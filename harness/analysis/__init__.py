@@ -10,12 +10,14 @@ runs it, so solver comparisons are paired by trial seed. Module by module:
 - :mod:`~harness.analysis.profiles`: Dolan-More performance profiles
 - :mod:`~harness.analysis.anytime`: runtime-to-target ECDF and ERT from traces
 - :mod:`~harness.analysis.regression`: two runs of one suite, ``--fail-on``
+- :mod:`~harness.analysis.claims`: one-sided paired claims ("A beats B") for expectations
 - :mod:`~harness.analysis.compare`: the sections of ``relubench compare``
 - :mod:`~harness.analysis.render`: text, Markdown and JSON output
 
 See docs/statistics.md for the methods and what a reader may conclude.
 """
 
+from harness.analysis.claims import paired_claim
 from harness.analysis.compare import FolderAnalysis, analyze_folder, analyze_runs, write_figures
 from harness.analysis.data import default_directions, metric_info
 from harness.analysis.paired import holm, mcnemar_exact, paired_test, wilcoxon_paired
@@ -32,6 +34,7 @@ __all__ = [
     "holm",
     "mcnemar_exact",
     "metric_info",
+    "paired_claim",
     "paired_test",
     "parse_fail_on",
     "wilcoxon_paired",

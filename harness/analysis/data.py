@@ -123,15 +123,6 @@ def _norm(value: object) -> object:
     return value
 
 
-def _params(row: pd.Series, columns: list[str]) -> dict[str, object]:
-    out = {}
-    for c in columns:
-        v = _norm(row[c])
-        if v is not None:
-            out[c.split(".", 1)[1]] = v
-    return out
-
-
 def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` plus the columns the analyses group by.
 
@@ -145,10 +136,16 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
         runs = runs[runs["split"].fillna("test") != "tune"]
     runs = runs.reset_index(drop=True)
     cols = {k: [c for c in runs.columns if c.startswith(f"{k}.")] for k in (*POINT_KINDS, "solver")}
-    full: dict[str, list[dict]] = {k: [] for k in cols}
-    for _, row in runs.iterrows():
-        for kind, columns in cols.items():
-            full[kind].append({"name": row[kind], **_params(row, columns)})
+    full: dict[str, list[dict]] = {}
+    for kind, columns in cols.items():
+        records = runs[[kind, *columns]].to_dict("records")
+        full[kind] = [
+            {
+                "name": r[kind],
+                **{c.split(".", 1)[1]: v for c in columns if (v := _norm(r[c])) is not None},
+            }
+            for r in records
+        ]
     out = runs.copy()
     out["point_key"] = [
         json.dumps([p, i], sort_keys=True, default=str)

@@ -80,16 +80,23 @@ def win_tie_loss(a: ArrayLike, b: ArrayLike, direction: str) -> tuple[int, int, 
 
 
 def mcnemar_exact(
-    a: ArrayLike, b: ArrayLike, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    alternative: str = "two-sided",
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> PairedTest:
-    """Exact McNemar (1947) test of paired successes: a two-sided binomial test on the
-    discordant pairs (A succeeded and B failed, or the reverse), p = 1/2 under the null.
+    """Exact McNemar (1947) test of paired successes: a binomial test on the discordant
+    pairs (A succeeded and B failed, or the reverse), p = 1/2 under the null.
+
+    ``alternative``: ``two-sided``, ``greater`` (B succeeds more often) or ``less``.
     The estimate is the difference of success rates, with a paired bootstrap interval."""
     a, b = np.asarray(a, dtype=float) > 0.5, np.asarray(b, dtype=float) > 0.5
     b_only = int(np.sum(b & ~a))
     a_only = int(np.sum(a & ~b))
     discordant = a_only + b_only
-    p = stats.binomtest(b_only, discordant, 0.5).pvalue if discordant else 1.0
+    p = stats.binomtest(b_only, discordant, 0.5, alternative).pvalue if discordant else 1.0
     d = b.astype(float) - a.astype(float)
     low, high = _bootstrap(d, np.mean, seed, resamples)
     return PairedTest(
@@ -114,6 +121,7 @@ def wilcoxon_paired(
     direction: str,
     *,
     ratio: bool = False,
+    alternative: str = "two-sided",
     seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> PairedTest:
@@ -121,7 +129,8 @@ def wilcoxon_paired(
     (Wilcoxon's own convention); exact distribution for small samples (scipy ``auto``).
 
     ``ratio``: test and report ``log(b / a)`` (times: a change is a factor); the
-    estimate is then the median paired ratio ``b / a``. Infinite values (failed
+    estimate is then the median paired ratio ``b / a``. ``alternative`` is scipy's, on
+    ``b - a``: ``greater`` means B's values are larger. Infinite values (failed
     trials scored worst) rank beyond every finite difference; two failures are a
     zero difference.
     """
@@ -138,7 +147,7 @@ def wilcoxon_paired(
         finite = np.abs(nonzero[np.isfinite(nonzero)])
         big = 2.0 * (finite.max() if len(finite) else 1.0) + 1.0
         ranked = np.clip(nonzero, -big, big)  # same ranks as with the infinities
-        res = stats.wilcoxon(ranked, zero_method="wilcox")
+        res = stats.wilcoxon(ranked, zero_method="wilcox", alternative=alternative)
         statistic, p = float(res.statistic), float(res.pvalue)
         r = stats.rankdata(np.abs(ranked))
         r_up, r_down = r[ranked > 0].sum(), r[ranked < 0].sum()

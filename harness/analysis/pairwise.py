@@ -159,7 +159,7 @@ def across_cells(
     )  # fmt: skip
 
 
-def resolve_method(runs: pd.DataFrame, name: str) -> str:
+def resolve_method(runs: pd.DataFrame, name: str, option: str = "--baseline") -> str:
     """The method label ``name`` refers to: a label, or a solver name with one configuration."""
     labels = list(dict.fromkeys(runs["method"]))
     if name in labels:
@@ -168,7 +168,7 @@ def resolve_method(runs: pd.DataFrame, name: str) -> str:
     if len(matches) == 1:
         return matches[0]
     hint = f"; {name} is several: {', '.join(matches)}" if matches else ""
-    raise InputError(f"--baseline {name}: no such method (methods: {', '.join(labels)}){hint}")
+    raise InputError(f"{option} {name}: no such method (methods: {', '.join(labels)}){hint}")
 
 
 def compare_methods(

@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from harness.analysis.anytime import ert, hitting_budgets
+from harness.analysis.claims import paired_claim
 from harness.analysis.data import annotate, metric_info
 from harness.analysis.paired import holm, mcnemar_exact, wilcoxon_paired
 from harness.analysis.pairwise import compare_cells
@@ -85,6 +86,18 @@ def test_wilcoxon_matches_scipy_and_ranks_failures_worst():
     d[[0, 5]] = 1e6
     assert wilcoxon_paired(a, b_fail, "min").p == pytest.approx(stats.wilcoxon(d).pvalue)
     assert wilcoxon_paired(a, b_fail, "min").losses >= 2
+
+
+def test_one_sided_tests_match_scipy():
+    a = np.array([0, 0, 0, 0, 0, 1, 1, 0, 0, 1])
+    b = np.array([1, 1, 1, 0, 1, 1, 1, 1, 0, 0])
+    p = mcnemar_exact(a, b, alternative="greater").p
+    assert p == pytest.approx(stats.binomtest(5, 6, 0.5, alternative="greater").pvalue)
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=12), rng.normal(size=12) - 0.5
+    assert wilcoxon_paired(x, y, "min", alternative="less").p == pytest.approx(
+        stats.wilcoxon(y - x, alternative="less").pvalue
+    )
 
 
 def test_ratio_of_times_is_tested_on_log_ratios():
@@ -341,6 +354,19 @@ def test_compare_two_identical_runs_reports_nothing(runs, capsys):
     assert cells and all(c["verdict"] == "same" for c in cells)
     deterministic = [c for c in cells if c["metric"] != "time_s"]
     assert all(c["test"]["p"] == 1.0 for c in deterministic)
+
+
+def test_paired_claim_on_real_runs(runs):
+    """'step 0.5 beats step 0.05 on success': 16 discordant pairs, all for step 0.5."""
+    rows = pd.read_parquet(runs["old"] / "runs")
+    big, small = "versioned_gd[step_size=0.5]", "versioned_gd[step_size=0.05]"
+    claim = paired_claim(rows, "success", big, small)
+    assert claim.test == "mcnemar" and claim.n == 16
+    assert claim.p == pytest.approx(0.5**16)
+    assert paired_claim(rows, "success", small, big).p == 1.0
+    assert paired_claim(rows, "param_error", big, small).p == pytest.approx(0.5**16)
+    with pytest.raises(InputError, match="paired claim: method nope"):
+        paired_claim(rows, "success", "nope", big)
 
 
 def test_compare_bad_input_exits_2(runs, tmp_path, capsys):
