@@ -322,7 +322,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
 def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     """Exit 1 only when OTHER is given and a ``--fail-on`` spec finds a regression."""
     from harness.analysis import analyze_folder, analyze_runs, parse_fail_on
-    from harness.analysis.render import folder_tables, regression_tables, render, to_json
+    from harness.analysis.render import render_folder, render_runs
 
     if not 0 < args.alpha < 1:
         raise InputError(f"--alpha {args.alpha}: expected a number between 0 and 1")
@@ -332,24 +332,16 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
         if args.fail_on:
             raise InputError("--fail-on needs two results folders: RESULTS OTHER")
         analysis = analyze_folder(
-            args.results,
-            baseline=args.baseline,
-            budget=args.budget,
-            figures=args.figures,
+            args.results, baseline=args.baseline, budget=args.budget, figures=args.figures,
             **options,
-        )
-        text = to_json(analysis) if args.format == "json" else None
-        text = text or render(folder_tables(analysis), args.format)
-        out.print(text, markup=False, highlight=False, soft_wrap=True)
-        return 0
-    report, infos = analyze_runs(args.results, args.other, **options)
-    regressions = report.regressions(parse_fail_on(args.fail_on, infos))
-    if args.format == "json":
-        text = to_json({"report": report, "regressions": regressions})
+        )  # fmt: skip
+        text, code = render_folder(analysis, args.format), 0
     else:
-        text = render(regression_tables(report, regressions), args.format)
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
-    return 1 if regressions else 0
+        report, infos = analyze_runs(args.results, args.other, **options)
+        regressions = report.regressions(parse_fail_on(args.fail_on, infos))
+        text, code = render_runs(report, regressions, args.format), 1 if regressions else 0
+    out.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

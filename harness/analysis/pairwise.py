@@ -206,6 +206,6 @@ def compare_methods(
                 s.ties += c.test.ties
                 s.losses += c.test.losses
             s.not_ok = {a: sum(c.a_not_ok for c in cells), b: sum(c.b_not_ok for c in cells)}
-            s.overall = across_cells(cells, info, alpha)
+            s.overall = across_cells(cells, info, alpha, "all points")
             out.append(s)
     return out

@@ -239,6 +239,20 @@ def regression_tables(
     return tables
 
 
+def render_folder(analysis: FolderAnalysis, fmt: str) -> str:
+    """A one-folder comparison in ``fmt`` (one of :data:`FORMATS`)."""
+    return to_json(analysis) if fmt == "json" else render(folder_tables(analysis), fmt)
+
+
+def render_runs(
+    report: RegressionReport, regressions: Sequence[tuple[FailSpec, CellComparison]], fmt: str
+) -> str:
+    """A two-run comparison and its ``--fail-on`` regressions in ``fmt``."""
+    if fmt == "json":
+        return to_json({"report": report, "regressions": regressions})
+    return render(regression_tables(report, regressions), fmt)
+
+
 def render(tables: Sequence[Table], fmt: str) -> str:
     """``table`` (aligned plain text) or ``markdown``."""
     return "\n".join(_markdown(t) if fmt == "markdown" else _text(t) for t in tables)
@@ -276,7 +290,8 @@ def _plain(obj: object) -> object:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, pd.DataFrame):
-        return [_plain(r) for r in obj.reset_index().to_dict("records")]
+        frame = obj.reset_index() if obj.index.name else obj
+        return [_plain(r) for r in frame.to_dict("records")]
     if isinstance(obj, dict):
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
