@@ -67,6 +67,11 @@ def _infos(
     runs: pd.DataFrame, metrics: Sequence[str] | None, directions: Mapping[str, str] | None, where
 ) -> list[MetricInfo]:
     names = check_metrics(runs, metrics, where) if metrics else available_metrics(runs)
+    for m in directions or {}:
+        if m not in names:
+            raise InputError(
+                f"--direction {m}: not a compared metric (compared: {', '.join(names)})"
+            )
     return list(metric_info(names, directions).values())
 
 

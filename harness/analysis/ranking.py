@@ -59,9 +59,10 @@ def block_table(runs: pd.DataFrame, info: MetricInfo) -> tuple[pd.DataFrame, int
     frame = runs.assign(_v=scored(runs, info))
     how = "mean" if info.kind == "binary" else "median"
     table = frame.pivot_table(
-        index="point", columns="method", values="_v", aggfunc=how, sort=False, dropna=False
+        index="point_key", columns="method", values="_v", aggfunc=how, sort=False, dropna=False
     )
     table = table.reindex(columns=list(dict.fromkeys(runs["method"])))
+    table.index = table.index.map(dict(zip(runs["point_key"], runs["point"])))
     complete = table.dropna()
     return complete, len(table) - len(complete)
 
