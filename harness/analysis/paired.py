@@ -154,7 +154,8 @@ def wilcoxon_paired(
         sign = 1 if direction == "max" else -1
         favours = int(np.sign(r_up - r_down)) * sign
     low, high = _bootstrap(d, np.median, seed, resamples)
-    estimate = float(np.median(d)) if len(d) else math.nan
+    with np.errstate(invalid="ignore"):  # a median between +inf and -inf is undefined (NaN)
+        estimate = float(np.median(d)) if len(d) else math.nan
     if ratio:
         estimate, low, high = math.exp(estimate), math.exp(low), math.exp(high)
     return PairedTest(
@@ -223,7 +224,9 @@ def _bootstrap(d: np.ndarray, statistic, seed: int, resamples: int) -> tuple[flo
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(d), size=(resamples, len(d)))
-    values = statistic(d[idx], axis=1)
+    with np.errstate(invalid="ignore"):
+        values = statistic(d[idx], axis=1)
     tail = (1.0 - LEVEL) / 2.0 * 100.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
+    # no interpolation: between two infinite resample values it would give NaN
+    low, high = np.percentile(values, [tail, 100.0 - tail], method="inverted_cdf")
     return float(low), float(high)

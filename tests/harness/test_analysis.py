@@ -233,6 +233,22 @@ def test_identical_runs_report_no_change():
     assert all(c.test.p == 1.0 for c in report.cells)
 
 
+def test_unmatched_cells_and_batched_times_are_reported_not_tested():
+    base = pd.DataFrame(
+        {"suite": "s", "seed": np.arange(8), "trial": np.arange(8), "problem": "p",
+         "problem.n": 10, "initializer": "zero", "solver": "gd", "status": "ok",
+         "time_s": 0.5, "time_mode": "batched", "metric.success": 1.0}
+    )  # fmt: skip
+    extra = base.assign(**{"problem.n": 20})
+    new = pd.concat([base.assign(time_s=2.0), extra.assign(solver="altmin")])
+    report = compare_runs(pd.concat([base, extra]), new, [INFO["time_s"], INFO["success"]])
+    assert report.only_old == ["gd @ n=20"] and report.only_new == ["altmin @ n=20"]
+    (t,) = [c for c in report.cells if c.metric == "time_s"]
+    # one measurement shared by 8 trials: a 4x ratio, but no test and no verdict
+    assert t.test.test == "single" and t.test.estimate == pytest.approx(4.0)
+    assert math.isnan(t.test.p) and t.verdict == "same"
+
+
 # --- anytime, profiles ------------------------------------------------------------------------
 
 
