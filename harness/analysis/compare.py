@@ -93,7 +93,8 @@ def analyze_folder(
     out = FolderAnalysis(suite_names(runs), alpha, infos, methods, failure_counts(runs))
     out.rankings = [rank_methods(runs, i, alpha) for i in infos]
     out.pairs = compare_methods(runs, infos, alpha=alpha, baseline=baseline)
-    out.profiles = [performance_profile(runs, c) for c in COSTS if runs[c].notna().any()]
+    success = next((i.name for i in infos if i.kind == "binary"), "success")
+    out.profiles = [performance_profile(runs, c, success) for c in COSTS if runs[c].notna().any()]
     traced = set(traces["metric"]) if len(traces) else set()
     out.anytime = [
         anytime(runs, traces, i.name, budget=budget, direction=i.direction)

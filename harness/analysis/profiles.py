@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.analysis.data import BINARY_METRICS
-
 COSTS = ("time_s", "iterations")
 
 
@@ -38,19 +36,17 @@ class Profile:
         return self.rho[method][max(i, 0)]
 
 
-def success_column(runs: pd.DataFrame) -> tuple[pd.Series, str]:
-    """Which trials succeeded: the binary success metric if the suite has it, else ``ok``."""
-    for m in BINARY_METRICS:
-        col = f"metric.{m}"
-        if col in runs and runs[col].notna().any():
-            return (runs[col].fillna(0) > 0.5) & (runs["status"] == "ok"), m
-    return runs["status"] == "ok", "status ok"
+def solved(runs: pd.DataFrame, success: str | None) -> pd.Series:
+    """Which trials succeeded: ``ok`` and, if ``success`` names a metric, that metric is 1."""
+    ok = runs["status"] == "ok"
+    if success is None:
+        return ok
+    return ok & (runs[f"metric.{success}"].fillna(0) > 0.5)
 
 
-def cost_ratios(runs: pd.DataFrame, cost: str) -> tuple[pd.DataFrame, str]:
+def cost_ratios(runs: pd.DataFrame, cost: str, success: str | None) -> pd.DataFrame:
     """Problems x methods of r_ps (inf where the trial failed); problems all methods ran."""
-    ok, success = success_column(runs)
-    c = runs[cost].astype(float).where(ok, np.inf)
+    c = runs[cost].astype(float).where(solved(runs, success), np.inf)
     table = runs.assign(_c=c).pivot_table(
         index=["point_key", "seed"], columns="method", values="_c", aggfunc="first", sort=False
     )
@@ -60,20 +56,29 @@ def cost_ratios(runs: pd.DataFrame, cost: str) -> tuple[pd.DataFrame, str]:
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(best > 0, t / best, np.where(t == best, 1.0, np.inf))
     r = np.where(np.isinf(best), np.inf, r)  # nobody solved it
-    return pd.DataFrame(r, index=table.index, columns=table.columns), success
+    return pd.DataFrame(r, index=table.index, columns=table.columns)
 
 
-def performance_profile(runs: pd.DataFrame, cost: str = "time_s", points: int = 200) -> Profile:
-    """The profile of every method for ``cost`` (``time_s`` or ``iterations``) on a log grid."""
-    ratios, success = cost_ratios(runs, cost)
+def performance_profile(
+    runs: pd.DataFrame, cost: str = "time_s", success: str | None = "success", points: int = 200
+) -> Profile:
+    """The profile of every method for ``cost`` (``time_s`` or ``iterations``) on a log grid.
+
+    ``success`` names the binary metric a trial must reach (None, or a metric the
+    rows lack: status ``ok`` is success).
+    """
+    if success is not None and runs.get(f"metric.{success}", pd.Series()).notna().sum() == 0:
+        success = None
+    ratios = cost_ratios(runs, cost, success)
     r = ratios.to_numpy()
     finite = r[np.isfinite(r)]
     top = max(float(finite.max()) if finite.size else 1.0, 2.0) * 1.05  # show tau up to 2 at least
     taus = np.unique(np.concatenate([[1.0], np.geomspace(1.0, top, points), finite]))
     n = max(len(r), 1)
     rho = {m: [float(np.sum(r[:, j] <= tau) / n) for tau in taus] for j, m in enumerate(ratios)}
-    solved = {m: float(np.sum(np.isfinite(r[:, j])) / n) for j, m in enumerate(ratios)}
-    return Profile(cost, success, len(r), [float(t) for t in taus], rho, solved)
+    share = {m: float(np.sum(np.isfinite(r[:, j])) / n) for j, m in enumerate(ratios)}
+    label = success or "status ok"
+    return Profile(cost, label, len(r), [float(t) for t in taus], rho, share)
 
 
 def plot_profiles(profiles: list[Profile], path: str | Path) -> Path:
