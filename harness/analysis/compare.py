@@ -113,8 +113,9 @@ def write_figures(analysis: FolderAnalysis, folder: Path) -> list[Path]:
         for r in analysis.rankings
         if len(r.ranks) >= 2
     ]
-    if analysis.profiles:
-        paths.append(plot_profiles(analysis.profiles, folder / "performance-profiles.png"))
+    profiles = [p for p in analysis.profiles if p.problems]
+    if profiles:
+        paths.append(plot_profiles(profiles, folder / "performance-profiles.png"))
     paths += [plot_ecdf(a, folder / f"ecdf-{a.metric}-{a.budget}.png") for a in analysis.anytime]
     return paths
 

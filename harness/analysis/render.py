@@ -161,10 +161,17 @@ def folder_tables(a: FolderAnalysis) -> list[Table]:
         cols = ["method", "cost", *(f"rho({num(x)})" for x in PROFILE_TAUS), "solved"]
         t = Table("performance profiles (share of paired trials within a factor tau)", cols)
         for p in a.profiles:
+            if not p.problems:
+                continue
             for m in p.rho:
                 rho = [num(p.at(m, x)) for x in PROFILE_TAUS]
                 t.rows.append([m, f"{p.cost} to {p.success}", *rho, num(p.solved[m])])
-        t.notes.append(f"{a.profiles[0].problems} paired trials run by every method")
+        problems = a.profiles[0].problems
+        t.notes.append(
+            f"{problems} paired trials run by every method"
+            if problems
+            else "no trial was run by every method: no profile"
+        )
         tables.append(t)
     for any_ in a.anytime:
         targets = _three(any_.targets)
@@ -172,7 +179,7 @@ def folder_tables(a: FolderAnalysis) -> list[Table]:
             f"expected running time (ERT, {any_.budget}) to reach {any_.metric} targets",
             ["method", "point", *(f"ERT to {num(x)}" for x in targets), "hits"],
         )
-        e = any_.ert
+        e = any_.ert.sort_values(["method", "point"], kind="mergesort")
         for (m, p), g in e.groupby(["method", "point"], sort=False):
             by_target = dict(zip(g["target"], g["ert"]))
             hits = f"{int(g['hits'].sum())}/{int(g['trials'].sum())}"
