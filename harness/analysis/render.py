@@ -1,8 +1,8 @@
 """Comparison results as text tables, Markdown or JSON.
 
-The sections become :class:`Table` objects once; ``table`` and ``markdown``
-render the same tables, ``json`` dumps the full results (every cell, not only
-the significant ones).
+The sections become :class:`Table` objects once; ``table``, ``markdown`` and
+``html`` (for a report page, Python only) render the same tables, ``json`` dumps
+the full results (every cell, not only the significant ones).
 """
 
 from __future__ import annotations
@@ -261,8 +261,9 @@ def render_runs(
 
 
 def render(tables: Sequence[Table], fmt: str) -> str:
-    """``table`` (aligned plain text) or ``markdown``."""
-    return "\n".join(_markdown(t) if fmt == "markdown" else _text(t) for t in tables)
+    """``table`` (aligned plain text), ``markdown`` or ``html`` (a fragment for a report page)."""
+    one = {"markdown": _markdown, "html": _html}.get(fmt, _text)
+    return "\n".join(one(t) for t in tables)
 
 
 def _text(t: Table) -> str:
@@ -285,6 +286,21 @@ def _markdown(t: Table) -> str:
         out += ["| " + " | ".join(esc(v) for v in r) + " |" for r in t.rows]
         out.append("")
     out += [f"- {n}" for n in t.notes]
+    return "\n".join(out) + "\n"
+
+
+def _html(t: Table) -> str:
+    from html import escape
+
+    out = [f"<h3>{escape(t.title)}</h3>"]
+    if t.rows:
+        head = "".join(f"<th>{escape(c)}</th>" for c in t.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape(v)}</td>" for v in r) + "</tr>" for r in t.rows
+        )
+        out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    if t.notes:
+        out.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in t.notes) + "</ul>")
     return "\n".join(out) + "\n"
 
 

@@ -348,6 +348,17 @@ def test_compare_one_folder_prints_ranking_tests_profiles(runs, capsys, tmp_path
     assert {p.name for p in tmp_path.iterdir()} >= {"cd-success.png", "performance-profiles.png"}
 
 
+def test_the_same_sections_in_markdown_and_html(runs):
+    from harness.analysis import analyze_folder
+    from harness.analysis.render import folder_tables, render
+
+    tables = folder_tables(analyze_folder(runs["old"], metrics=["success"]))
+    md, html = render(tables, "markdown"), render(tables, "html")
+    for t in tables:
+        assert f"### {t.title}" in md and t.title.replace("'", "&#x27;") in html
+    assert md.count("| mcnemar n=8 |") == 2 and html.count("<td>mcnemar n=8</td>") == 2
+
+
 def test_compare_two_runs_flags_the_regression_and_exits_1(runs, capsys):
     r_old, r_new = (pd.read_parquet(runs[k] / "runs") for k in ("old", "new"))
     assert not set(r_old["cell_id"]) & set(r_new["cell_id"])  # changed code: new cell ids
