@@ -369,6 +369,12 @@ def test_compare_two_runs_flags_the_regression_and_exits_1(runs, capsys):
     regressions = text.split("regressions (--fail-on)")[1]
     assert regressions.count("worse") == 2  # success at both points of step 0.5
     assert main(["compare", str(runs["old"]), str(runs["new"])]) == 0  # no --fail-on: report only
+    # param_error got worse by 0.6 to 0.8 (new - old) in every cell: sizes decide
+    both = ["compare", str(runs["old"]), str(runs["new"]), "--fail-on"]
+    assert main([*both, "param_error>5"]) == 0
+    assert main([*both, "param_error>0.1"]) == 1
+    assert main([*both, "param_error>1.5x"]) == 1
+    assert main([*both, "success<-0.5"]) == 1 and main([*both, "success<-1.5"]) == 0
 
 
 def test_compare_two_identical_runs_reports_nothing(runs, capsys):
