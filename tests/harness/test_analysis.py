@@ -23,25 +23,26 @@ from harness.analysis.regression import compare_runs, parse_fail_on
 from harness.cli import main
 from harness.errors import InputError
 
-PLUGIN = Path(__file__).parents[1] / "plugins" / "versioned_solver.py"
+FIXTURES = Path(__file__).parents[1] / "fixture_plugins"
+PLUGIN, TOY = FIXTURES / "versioned.py", FIXTURES / "toy.py"
 INFO = metric_info(["success", "param_error", "time_s"])
 ALPHA = 0.05
 
 SUITE = """
 [suite]
 name = "versioned"
-title = "Versioned GD on a tiny linear teacher"
+title = "Versioned GD on the toy linear teacher"
 source = "tests/harness/test_analysis.py"
 trials = 8
 seed = 0
 
 [[problems]]
-name = "tiny_linear"
+name = "toy_line"
 d = 5
 n = [40, 60]
 
 [[initializers]]
-name = "zero"
+name = "toy_zero"
 
 [[solvers]]
 name = "versioned_gd"
@@ -326,12 +327,13 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("compare")
     suite = root / "versioned.toml"
     suite.write_text(SUITE)
-    v2 = root / "versioned_solver_v2.py"
+    v2 = root / "versioned_v2.py"
     v2.write_text(PLUGIN.read_text().replace("VERSION = 1  #", "VERSION = 2  #"))
     out = {}
     for name, plugin in (("old", PLUGIN), ("same", PLUGIN), ("new", v2)):
         args = ["run", str(suite), "--results", str(root / name), "--executor", "serial"]
-        assert main([*args, "--no-progress", "--plugin", str(plugin)]) == 0
+        plugins = ["--plugin", str(TOY), "--plugin", str(plugin)]
+        assert main([*args, "--no-progress", *plugins]) == 0
         out[name] = root / name / "versioned"
     return out
 
