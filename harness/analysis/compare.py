@@ -16,6 +16,7 @@ import pandas as pd
 
 from harness.analysis.anytime import Anytime, anytime, plot_ecdf
 from harness.analysis.data import (
+    OUTCOME_METRICS,
     MetricInfo,
     annotate,
     available_metrics,
@@ -28,6 +29,7 @@ from harness.analysis.pairwise import PairSummary, compare_methods
 from harness.analysis.profiles import COSTS, Profile, performance_profile, plot_profiles
 from harness.analysis.ranking import Ranking, plot_cd_diagram, rank_methods
 from harness.analysis.regression import RegressionReport, compare_runs
+from harness.declarations import read_declarations
 from harness.errors import InputError
 
 
@@ -64,15 +66,21 @@ def read_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _infos(
-    runs: pd.DataFrame, metrics: Sequence[str] | None, directions: Mapping[str, str] | None, where
+    runs: pd.DataFrame,
+    metrics: Sequence[str] | None,
+    directions: Mapping[str, str] | None,
+    folder: str | Path,
+    where: str | Path | None = None,
 ) -> list[MetricInfo]:
-    names = check_metrics(runs, metrics, where) if metrics else available_metrics(runs)
+    """How to compare each metric: ``--direction`` first, then the folder's declarations."""
+    names = check_metrics(runs, metrics, where or folder) if metrics else available_metrics(runs)
     for m in directions or {}:
         if m not in names:
             raise InputError(
                 f"--direction {m}: not a compared metric (compared: {', '.join(names)})"
             )
-    return list(metric_info(names, directions).values())
+    declared = read_declarations(folder, metrics=[m for m in names if m not in OUTCOME_METRICS])
+    return list(metric_info(names, directions, declarations=declared).values())
 
 
 def analyze_folder(
@@ -132,6 +140,6 @@ def analyze_runs(
     old_runs, _ = read_folder(old)
     new_runs, _ = read_folder(new)
     both = pd.concat([old_runs, new_runs], ignore_index=True)
-    infos = _infos(both, metrics, directions, f"{old} or {new}")
+    infos = _infos(both, metrics, directions, new, f"{old} or {new}")
     report = compare_runs(old_runs, new_runs, infos, alpha=alpha)
     return report, {i.name: i for i in infos}

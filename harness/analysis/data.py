@@ -27,13 +27,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from harness.declarations import Declarations
 from harness.errors import InputError
 
 Direction = Literal["min", "max"]
 OUTCOME_METRICS = ("time_s", "iterations")
 """Per-trial numbers every row has besides the ``metric.<name>`` columns."""
 BINARY_METRICS = ("success",)
-"""Metrics compared as paired successes (exact McNemar) instead of paired values."""
+"""Metrics compared as paired successes (exact McNemar) even if undeclared; a metric that
+declares the role ``success`` is one too."""
 RATIO_METRICS = ("time_s",)
 """Metrics whose change is reported as a ratio (new / old) and tested on log ratios."""
 POINT_KINDS = ("problem", "initializer")
@@ -49,27 +51,36 @@ class MetricInfo:
 
 
 def default_directions(metrics: Iterable[str]) -> dict[str, Direction]:
-    """The documented default direction of each metric: ``success`` is maximised, others minimised.
-
-    This is the one place that knows it; metrics that declare a direction (in
-    the Parquet metadata) are to be read here once that declaration exists.
-    """
+    """The direction of a metric nobody declared: ``success`` is maximised, others minimised."""
     return {m: "max" if m in BINARY_METRICS else "min" for m in metrics}
 
 
 def metric_info(
-    metrics: Iterable[str], directions: Mapping[str, str] | None = None
+    metrics: Iterable[str],
+    directions: Mapping[str, str] | None = None,
+    *,
+    declarations: Declarations | None = None,
 ) -> dict[str, MetricInfo]:
-    """:class:`MetricInfo` per metric; ``directions`` (metric -> ``min``/``max``) override
-    the defaults."""
+    """:class:`MetricInfo` per metric: ``directions`` (metric -> ``min``/``max``) first, then
+    what the metric declares (its ``direction``, and ``role == "success"`` for a binary
+    metric; :mod:`harness.declarations`), then :func:`default_directions`."""
     metrics = list(metrics)
-    resolved: dict[str, str] = {**default_directions(metrics), **(directions or {})}
+    resolved: dict[str, str] = default_directions(metrics)
+    binary = set(BINARY_METRICS)
+    if declarations is not None:
+        for m in metrics:
+            d = declarations.direction(m)
+            if d is not None:
+                resolved[m] = "max" if d == "higher" else "min"
+            if declarations.role(m) == "success":
+                binary.add(m)
+    resolved.update(directions or {})
     out = {}
     for m in metrics:
         d = resolved[m]
         if d not in ("min", "max"):
             raise InputError(f"direction of metric {m!r}: {d!r} (allowed: min, max)")
-        kind = "binary" if m in BINARY_METRICS else "ratio" if m in RATIO_METRICS else "difference"
+        kind = "binary" if m in binary else "ratio" if m in RATIO_METRICS else "difference"
         out[m] = MetricInfo(m, d, kind)  # type: ignore[arg-type]
     return out
 
