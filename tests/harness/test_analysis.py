@@ -21,6 +21,7 @@ from harness.analysis.profiles import performance_profile
 from harness.analysis.ranking import cliques, friedman, nemenyi_cd
 from harness.analysis.regression import compare_runs, parse_fail_on
 from harness.cli import main
+from harness.declarations import Declarations
 from harness.errors import InputError
 
 FIXTURES = Path(__file__).parents[1] / "fixture_plugins"
@@ -139,6 +140,18 @@ def test_nemenyi_critical_values_are_demsars_table():
     for k, qk in zip(range(2, 11), q):
         assert nemenyi_cd(k, 1) / math.sqrt(k * (k + 1) / 6) == pytest.approx(qk, abs=1e-3)
     assert cliques({"a": 1.0, "b": 1.5, "c": 3.0}, 1.0) == [["a", "b"]]
+
+
+def test_directions_come_from_declarations_then_options():
+    declared = Declarations(
+        {"accuracy": {"role": "score", "direction": "higher"}, "hit": {"role": "success"}}
+    )
+    info = metric_info(["accuracy", "hit", "loss"], declarations=declared)
+    assert info["accuracy"].direction == "max" and info["accuracy"].kind == "difference"
+    assert info["hit"].direction == "max" and info["hit"].kind == "binary"
+    assert info["loss"].direction == "min"  # undeclared: the documented default
+    flipped = metric_info(["accuracy"], {"accuracy": "min"}, declarations=declared)
+    assert flipped["accuracy"].direction == "min"
 
 
 # --- the null and planted differences --------------------------------------------------------
