@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="METRIC=min|max",
-        help="which way a metric is better (default: success max, others min)",
+        help="which way a metric is better (default: as declared; else success max, others min)",
     )
     p.add_argument(
         "--budget",
