@@ -1,4 +1,4 @@
-"""The ``relubench`` command: list, show, run, report, export, check, new.
+"""The ``relubench`` command: list, show, run, report, export, compare, check, new.
 
 Exit codes: 0 success; 1 the run finished but some trials failed or an
 expectation failed; 2 bad input (suite file, arguments, unknown component, a broken
@@ -142,6 +142,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="columns named problem_d rather than problem.d (no quoting in SQL)",
     )
+
+    p = sub.add_parser("compare", help="paired tests of the solvers of a run, or of two runs")
+    p.add_argument("results", type=Path, help="a suite's results folder")
+    p.add_argument("other", type=Path, nargs="?", help="a second run of the suite (new)")
+    p.add_argument("--metric", action="append", default=[], help="compare this metric (repeat)")
+    p.add_argument("--baseline", help="compare every solver with this one only")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    p.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="exit 1 on a significant worsening: success, time_s>1.10x, ...",
+    )
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    p.add_argument(
+        "--direction",
+        action="append",
+        default=[],
+        metavar="METRIC=min|max",
+        help="which way a metric is better (default: as declared; else success max, others min)",
+    )
+    p.add_argument(
+        "--budget",
+        default="iteration",
+        help="budget axis of ERT/ECDFs: iteration, time_s or a traced series",
+    )
+    p.add_argument("--figures", type=Path, help="write CD diagrams, profiles, ECDFs (PNG) here")
     return parser
 
 
@@ -727,6 +755,31 @@ def cmd_new(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, out: Console) -> int:
+    """Exit 1 only when OTHER is given and a ``--fail-on`` spec finds a regression."""
+    from harness.analysis import analyze_folder, analyze_runs, parse_fail_on
+    from harness.analysis.render import render_folder, render_runs
+
+    if not 0 < args.alpha < 1:
+        raise InputError(f"--alpha {args.alpha}: expected a number between 0 and 1")
+    directions = dict(d.partition("=")[::2] for d in args.direction)
+    options = {"metrics": args.metric or None, "alpha": args.alpha, "directions": directions}
+    if args.other is None:
+        if args.fail_on:
+            raise InputError("--fail-on needs two results folders: RESULTS OTHER")
+        analysis = analyze_folder(
+            args.results, baseline=args.baseline, budget=args.budget, figures=args.figures,
+            **options,
+        )  # fmt: skip
+        text, code = render_folder(analysis, args.format), 0
+    else:
+        report, infos = analyze_runs(args.results, args.other, **options)
+        regressions = report.regressions(parse_fail_on(args.fail_on, infos))
+        text, code = render_runs(report, regressions, args.format), 1 if regressions else 0
+    out.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     out = console()
     err = console(stderr=True)
@@ -754,6 +807,8 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
             return cmd_check(args, out)
         if args.command == "new":
             return cmd_new(args, out)
+        if args.command == "compare":
+            return cmd_compare(args, out)
     except InputError as exc:
         err.print(f"relubench: error: {exc}", markup=False, highlight=False)
         return exc.exit_code
