@@ -564,6 +564,20 @@ class Solver(Component):
         """A reason not to run this combination (beyond model families), or None."""
         return None
 
+    @classmethod
+    def batch_invariant(
+        cls, params: Any, problem: dict[str, Any], *, dtype: str, device: str
+    ) -> bool:
+        """Whether a trial's numbers are the same bit for bit whatever other trials share
+        its batch (each trial runs its own kernels), for these solver ``params``, the
+        problem's parameter values, ``dtype`` and ``device``.
+
+        Then a cell with fewer cells than workers around it may be split into chunks of
+        trials that run on several workers at once (harness/run.py). Default False:
+        batched linear algebra may round a trial differently in batches of other sizes.
+        """
+        return False
+
 
 METRIC_ROLES: dict[str, str] = {
     "success": "a per-trial outcome in [0, 1] (1 = recovered); success rates and phase "

@@ -17,46 +17,67 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from harness.seeds import trial_seeds
 from harness.version import __version__ as HARNESS_VERSION
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from harness.expand import Cell
 
+# Column types by pyarrow alias: pyarrow is imported only when a schema is built (a dry
+# run, `relubench list` and the workers never need it).
 IDENTITY = [
-    ("suite", pa.string()),
-    ("run_id", pa.string()),
-    ("cell_id", pa.string()),
-    ("trial", pa.int64()),
-    ("seed", pa.int64()),
-    ("problem", pa.string()),
-    ("initializer", pa.string()),
-    ("solver", pa.string()),
+    ("suite", "string"),
+    ("run_id", "string"),
+    ("cell_id", "string"),
+    ("trial", "int64"),
+    ("seed", "int64"),
+    ("problem", "string"),
+    ("initializer", "string"),
+    ("solver", "string"),
 ]
 OUTCOME = [
-    ("status", pa.string()),
-    ("error", pa.string()),
-    ("iterations", pa.int64()),
-    ("time_s", pa.float64()),
-    ("time_mode", pa.string()),
+    ("status", "string"),
+    ("error", "string"),
+    ("iterations", "int64"),
+    ("time_s", "float64"),
+    ("time_mode", "string"),
 ]
 PROVENANCE = [
-    ("created_at", pa.string()),
-    ("host", pa.string()),
-    ("harness_version", pa.string()),
+    ("created_at", "string"),
+    ("host", "string"),
+    ("harness_version", "string"),
 ]
-TRACES_SCHEMA = pa.schema(
-    [
-        ("cell_id", pa.string()),
-        ("trial", pa.int64()),
-        ("iteration", pa.int64()),
-        ("time_s", pa.float64()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-    ]
-)
+TRACES_COLUMNS = [
+    ("cell_id", "string"),
+    ("trial", "int64"),
+    ("iteration", "int64"),
+    ("time_s", "float64"),
+    ("metric", "string"),
+    ("value", "float64"),
+]
+
+
+def arrow_schema(fields: Sequence[tuple[str, str]]) -> pa.Schema:
+    """A pyarrow schema from (name, type alias) pairs."""
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.type_for_alias(alias)) for name, alias in fields])
+
+
+@lru_cache(maxsize=1)
+def traces_schema() -> pa.Schema:
+    """The schema of ``traces`` part files."""
+    return arrow_schema(TRACES_COLUMNS)
+
+
+def __getattr__(name: str) -> Any:  # TRACES_SCHEMA, built on first use
+    if name == "TRACES_SCHEMA":
+        return traces_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 STATUSES = ("ok", "diverged", "timeout", "error")
 """Trial statuses, best first (a reader keeps the best row of a trial stored twice)."""
 METRIC_PREFIX = "metric."
@@ -138,17 +159,18 @@ def failed_rows(
     return rows
 
 
-def _arrow_type(values: list[Any]) -> pa.DataType:
+def _arrow_type(values: list[Any]) -> str:
+    """The pyarrow type alias of a parameter column."""
     kinds = {type(v) for v in values if v is not None}
     if not kinds:
-        return pa.string()
+        return "string"
     if kinds == {bool}:
-        return pa.bool_()
+        return "bool"
     if kinds == {int}:
-        return pa.int64()
+        return "int64"
     if kinds <= {int, float}:
-        return pa.float64()
-    return pa.string()
+        return "float64"
+    return "string"
 
 
 def runs_schema(cells: Sequence[Cell], extra_metrics: tuple[str, ...] = ()) -> pa.Schema:
@@ -167,9 +189,9 @@ def runs_schema(cells: Sequence[Cell], extra_metrics: tuple[str, ...] = ()) -> p
     fields = list(IDENTITY)
     fields += [(name, _arrow_type(vals)) for name, vals in columns.items()]
     fields += OUTCOME
-    fields += [(METRIC_PREFIX + m, pa.float64()) for m in metric_names]
+    fields += [(METRIC_PREFIX + m, "float64") for m in metric_names]
     fields += PROVENANCE
-    return pa.schema(fields)
+    return arrow_schema(fields)
 
 
 def empty_runs_columns() -> list[str]:
@@ -191,6 +213,7 @@ def _git_commit() -> str | None:
 def provenance(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Environment details recorded in every part file's metadata, plus ``extra``."""
     import numpy
+    import pyarrow as pa
     import torch
 
     info = {

@@ -20,15 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
-
-from harness.rows import STATUSES, TRACES_SCHEMA, empty_runs_columns
+from harness.rows import STATUSES, empty_runs_columns, traces_schema
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
     from harness.expand import Cell
+
+# pandas and pyarrow are imported where they are used: a dry run, `relubench list` and
+# the workers never need them (about 0.5 s of start-up).
 
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 INDEX_COLUMNS = ["cell_id", "trial", "status", "run_id"]
@@ -75,6 +76,8 @@ class Store:
 
     def completed(self) -> set[tuple[str, int]]:
         """(cell_id, trial) pairs stored with status ``ok``: the resume index."""
+        import pyarrow.dataset as ds
+
         files = self.part_files()
         if not files:
             return set()
@@ -85,6 +88,8 @@ class Store:
 
     def index(self, cell_id: str | None = None) -> pd.DataFrame:
         """``cell_id, trial, status, run_id`` of every stored row (of one cell), duplicates kept."""
+        import pandas as pd
+
         df = _read_files(self.part_files(cell_id), INDEX_COLUMNS)
         if df is None:
             return pd.DataFrame(columns=INDEX_COLUMNS)
@@ -118,6 +123,8 @@ class Store:
         stem: str,
     ) -> Path:
         """Write rows as one part file atomically (temporary name, then rename)."""
+        import pyarrow as pa
+
         self.ensure()
         meta = {b"relubench": json.dumps(metadata, default=str).encode()}
         extra = [c for c in {k for r in runs for k in r} if c not in schema.names]
@@ -126,7 +133,7 @@ class Store:
         table = pa.Table.from_pylist(runs, schema=schema).replace_schema_metadata(meta)
         name = f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
         if traces:
-            tt = pa.Table.from_pylist(traces, schema=TRACES_SCHEMA).replace_schema_metadata(meta)
+            tt = pa.Table.from_pylist(traces, schema=traces_schema()).replace_schema_metadata(meta)
             _atomic_write(tt, self.traces_dir / name)
         target = self.runs_dir / name
         _atomic_write(table, target)
@@ -228,6 +235,8 @@ def _process_alive(pid: int) -> bool:
 
 
 def _atomic_write(table: pa.Table, target: Path) -> None:
+    import pyarrow.parquet as pq
+
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         pq.write_table(table, tmp)
@@ -252,6 +261,10 @@ def part_files(folder: Path) -> list[str]:
 
 def _read_files(files: list[str], columns: list[str] | None = None) -> pd.DataFrame | None:
     """Rows of some part files, their schemas unified (a column one file lacks is null)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
     if not files:
         return None
     schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
@@ -264,6 +277,8 @@ def _runs_folder(folder: str | Path) -> Path:
 
 
 def _empty_runs() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(columns=empty_runs_columns())
 
 
@@ -294,16 +309,20 @@ def load_results(folder: str | Path, *, dedupe: bool = True) -> pd.DataFrame:
 
 def load_traces(folder: str | Path) -> pd.DataFrame:
     """The ``traces`` table (long format) of a suite's results folder."""
+    import pandas as pd
+
     folder = Path(folder)
     traces = folder / "traces" if (folder / "traces").is_dir() else folder
     df = _read_files(part_files(traces))
     if df is None:
-        return pd.DataFrame(columns=TRACES_SCHEMA.names)
+        return pd.DataFrame(columns=traces_schema().names)
     # A trial computed twice (concurrent runs) has the same curve twice; keep one.
     return df.drop_duplicates(["cell_id", "trial", "iteration", "metric"]).reset_index(drop=True)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The provenance dict stored in a part file's metadata."""
+    import pyarrow.parquet as pq
+
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta.get(b"relubench", b"{}"))
