@@ -150,7 +150,8 @@ def plan_units(
         trials = [t for t in range(cell.trials) if (cell.cell_id, t) not in done]
         if trials:
             pending.append((cell, trials))
-    parts = 1 if suite.chunk_trials or len(pending) >= workers else -(-workers // len(pending))
+    split = not suite.chunk_trials and 0 < len(pending) < workers
+    parts = -(-workers // len(pending)) if split else 1
     units = []
     for cell, trials in pending:
         size = suite.chunk_trials or len(trials)
