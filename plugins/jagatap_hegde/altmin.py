@@ -89,7 +89,11 @@ class AltMin(Solver):
         k = W.shape[2]
         T, tol = self.params.max_iter, self.params.tol
         if k == 1 and LAPACK_NEURON and X.device.type == "cpu" and X.dtype == torch.float64:
-            W, iterations = self._neurons_on_lapack(X, y, W, ctx)
+            # Imported here: scipy.linalg costs ~0.3 s that `relubench list` should not pay.
+            from plugins.jagatap_hegde.neuron_lapack import blas_threads
+
+            with blas_threads(torch.get_num_threads()):
+                W, iterations = self._neurons_on_lapack(X, y, W, ctx)
             return SolveResult({"W": W - offset}, iterations)
         # Compacted every iteration (AltMin's steps are large): ``stop.index`` maps the rows
         # of the running batch to trials.
@@ -147,7 +151,6 @@ class AltMin(Solver):
         iterate is timed where it happens. Both run the same calls on each trial, so the
         results are the same.
         """
-        # Imported here: scipy.linalg costs ~0.3 s, which `relubench list` should not pay.
         from plugins.jagatap_hegde.neuron_lapack import NeuronAltMin
 
         T, tol = self.params.max_iter, self.params.tol
