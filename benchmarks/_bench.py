@@ -138,19 +138,25 @@ class ProcessTree(PeakRSS):
         return max(0, len(self.cpu) - 1)
 
 
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+def measure(
+    cmd: list[str], env: dict[str, str] | None = None, output: Path | None = None
+) -> dict[str, float]:
     """Run ``cmd`` to exit: wall s, CPU s (user + system, the whole process tree),
-    processes started, peak summed RSS bytes, exit code."""
+    processes started, peak summed RSS bytes, exit code. With ``output``, stdout and
+    stderr go to that file."""
     start = time.perf_counter()
+    sink = open(output, "w") if output else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=sink,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
     with ProcessTree(proc.pid) as tree:
         _, status, usage = os.wait4(proc.pid, 0)
+    if output:
+        sink.close()
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     own = usage.ru_utime + usage.ru_stime
