@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import functools
 import hashlib
 import inspect
 import linecache
@@ -161,7 +162,13 @@ class Component:
     # -- parameters ---------------------------------------------------------
     @classmethod
     def param_specs(cls) -> list[ParamSpec]:
-        hints = typing.get_type_hints(cls.Params)
+        if cls.Params not in _SPECS:  # once per Params class: expansion asks per cell
+            _SPECS[cls.Params] = cls._param_specs()
+        return list(_SPECS[cls.Params])
+
+    @classmethod
+    def _param_specs(cls) -> tuple[ParamSpec, ...]:
+        hints = _type_hints(cls.Params)
         specs = []
         for f in dataclasses.fields(cls.Params):
             meta = f.metadata
@@ -176,7 +183,7 @@ class Component:
                     f.name, _type_name(hints[f.name]), default, meta.get("doc", ""), _allowed(meta)
                 )
             )
-        return specs
+        return tuple(specs)
 
     @classmethod
     def make_params(cls, values: dict[str, Any], *, cross_check: bool = True) -> Any:
@@ -186,7 +193,7 @@ class Component:
         ``cross_check=False`` skips :meth:`check_params` (used to validate one grid
         value on its own before the full combinations exist).
         """
-        hints = typing.get_type_hints(cls.Params)
+        hints = _type_hints(cls.Params)
         fields = {f.name: f for f in dataclasses.fields(cls.Params)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -252,6 +259,16 @@ class Component:
     @classmethod
     def supports(cls, family: str) -> bool:
         return ANY_FAMILY in cls.families or family in cls.families
+
+
+_SPECS: dict[type, tuple[ParamSpec, ...]] = {}
+
+
+@functools.cache
+def _type_hints(params_cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints`` of a ``Params`` class, resolved once (it evaluates every
+    annotation's text: most of the time of expanding a large suite)."""
+    return typing.get_type_hints(params_cls)
 
 
 def _allowed(meta: Any) -> str:

@@ -572,3 +572,11 @@ def test_cells_are_split_only_when_declared_invariant_and_fewer_than_workers(
     assert sorted(t for u in planned for t in u.trials) == sorted(
         t for c in cells for t in range(c.trials)
     )
+
+
+def test_expansion_cell_ids_equal_the_reference_formula(write_suite, probe_plugin):
+    from harness.expand import _cell_id
+
+    _, suite, cells, _ = prepare(write_suite(BASE), plugins=[str(probe_plugin)])
+    for cell in cells:
+        assert cell.cell_id == _cell_id(suite, cell.problem, cell.initializer, cell.solver)
