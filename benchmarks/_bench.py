@@ -105,9 +105,11 @@ class ProcessTree(PeakRSS):
     (children that outlive their parent's wait, e.g. a forkserver's workers).
     """
 
-    def __init__(self, pid: int, every: float = 0.02) -> None:
+    def __init__(self, pid: int, every: float = 0.02, limit: int | None = None) -> None:
         super().__init__(pid, every)
         self.cpu: dict[int, float] = {}
+        self.limit = limit
+        self.killed = False
 
     def _run(self) -> None:
         import psutil
@@ -130,6 +132,13 @@ class ProcessTree(PeakRSS):
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)
+            if self.limit is not None and total > self.limit:  # stop it before it swaps
+                self.killed = True
+                for p in procs:
+                    try:
+                        p.kill()
+                    except psutil.Error:
+                        pass
             time.sleep(self.every)
 
     @property
@@ -139,11 +148,15 @@ class ProcessTree(PeakRSS):
 
 
 def measure(
-    cmd: list[str], env: dict[str, str] | None = None, output: Path | None = None
+    cmd: list[str],
+    env: dict[str, str] | None = None,
+    output: Path | None = None,
+    limit: int | None = None,
 ) -> dict[str, float]:
     """Run ``cmd`` to exit: wall s, CPU s (user + system, the whole process tree),
-    processes started, peak summed RSS bytes, exit code. With ``output``, stdout and
-    stderr go to that file."""
+    processes started, peak summed RSS bytes, exit code, and whether it was killed for
+    passing ``limit`` bytes of summed RSS. With ``output``, stdout and stderr go to that
+    file."""
     start = time.perf_counter()
     sink = open(output, "w") if output else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
@@ -153,7 +166,7 @@ def measure(
         stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
-    with ProcessTree(proc.pid) as tree:
+    with ProcessTree(proc.pid, limit=limit) as tree:
         _, status, usage = os.wait4(proc.pid, 0)
     if output:
         sink.close()
@@ -166,6 +179,7 @@ def measure(
         "processes": tree.processes,
         "rss": tree.peak,
         "rc": proc.returncode,
+        "killed": tree.killed,
     }
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import ROOT, header, line, measure  # noqa: E402
 
+LIMIT = 4 * 2**30  # a command past this much memory is stopped (the target is 2 GiB)
 PLUGIN = str(ROOT / "benchmarks" / "noop_plugin.py")
 
 SUITE = """
@@ -139,7 +140,9 @@ def main() -> None:
             if "export" in helptext:
                 commands["export"] = ["export", str(folder), "--out", str(tmp / "export.csv")]
             for name, cmd in commands.items():
-                m = measure([sys.executable, "-m", "harness.cli", *cmd])
+                m = measure([sys.executable, "-m", "harness.cli", *cmd], limit=LIMIT)
+                if m["killed"]:
+                    print(f"   {name}: stopped at {LIMIT / 2**30:.0f} GiB (would not fit)")
                 if m["rc"] not in (0, 1):
                     print(f"   {name}: exit {m['rc']}: {' '.join(cmd)}")
                 gib = m["rss"] / 2**30
