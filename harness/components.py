@@ -589,8 +589,8 @@ class Solver(Component):
         its batch (each trial runs its own kernels), for these solver ``params``, the
         problem's parameter values, ``dtype`` and ``device``.
 
-        Then a cell with fewer cells than workers around it may be split into chunks of
-        trials that run on several workers at once (harness/run.py). Default False:
+        When a run has fewer cells to run than workers, such a cell is split into chunks
+        of trials that run on several workers at once (harness/run.py). Default False:
         batched linear algebra may round a trial differently in batches of other sizes.
         """
         return False
