@@ -95,3 +95,94 @@ def relubench(args: list[str], env: dict[str, str] | None = None) -> tuple[float
     with PeakRSS(proc.pid) as rss:
         out, _ = proc.communicate()
     return time.perf_counter() - start, rss.peak, out
+
+
+class ProcessTree(PeakRSS):
+    """:class:`PeakRSS` that also counts the processes the root started and their CPU time.
+
+    CPU time is the largest of: the root's own rusage from ``wait4`` (it includes the
+    children it reaped) and the summed last-sampled CPU times of every process seen
+    (children that outlive their parent's wait, e.g. a forkserver's workers).
+    """
+
+    def __init__(self, pid: int, every: float = 0.02, limit: int | None = None) -> None:
+        super().__init__(pid, every)
+        self.cpu: dict[int, float] = {}
+        self.limit = limit
+        self.killed = False
+
+    def _run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop.is_set():
+            total = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                    t = p.cpu_times()
+                    self.cpu[p.pid] = t.user + t.system
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            if self.limit is not None and total > self.limit:  # stop it before it swaps
+                self.killed = True
+                for p in procs:
+                    try:
+                        p.kill()
+                    except psutil.Error:
+                        pass
+            time.sleep(self.every)
+
+    @property
+    def processes(self) -> int:
+        """Processes started by the root (the root itself not counted)."""
+        return max(0, len(self.cpu) - 1)
+
+
+def measure(
+    cmd: list[str],
+    env: dict[str, str] | None = None,
+    output: Path | None = None,
+    limit: int | None = None,
+) -> dict[str, float]:
+    """Run ``cmd`` to exit: wall s, CPU s (user + system, the whole process tree),
+    processes started, peak summed RSS bytes, exit code, and whether it was killed for
+    passing ``limit`` bytes of summed RSS. With ``output``, stdout and stderr go to that
+    file."""
+    start = time.perf_counter()
+    sink = open(output, "w") if output else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=sink,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    with ProcessTree(proc.pid, limit=limit) as tree:
+        _, status, usage = os.wait4(proc.pid, 0)
+    if output:
+        sink.close()
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    own = usage.ru_utime + usage.ru_stime
+    return {
+        "wall": wall,
+        "cpu": max(own, sum(tree.cpu.values())),
+        "processes": tree.processes,
+        "rss": tree.peak,
+        "rc": proc.returncode,
+        "killed": tree.killed,
+    }
+
+
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    return s[len(s) // 2] if len(s) % 2 else 0.5 * (s[len(s) // 2 - 1] + s[len(s) // 2])

@@ -606,6 +606,10 @@ def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
     return 0
 
 
+SUMMARY_ROWS = 200
+"""Cells shown in the summary ``relubench run`` prints (drawing 10,000 rows takes seconds)."""
+
+
 def _print_summary(out: Console, report) -> None:
     from harness.declarations import read_declarations
     from harness.summary import summary_frame
@@ -615,9 +619,11 @@ def _print_summary(out: Console, report) -> None:
     for col in frame.columns:
         text = col in ("solver", "problem", "initializer")
         table.add_column(str(col), justify="left" if text else "right", no_wrap=text)
-    for _, row in frame.iterrows():
+    for row in frame.head(SUMMARY_ROWS).itertuples(index=False):
         table.add_row(*[escape(_cell_text(v)) for v in row])
     out.print(table)
+    if len(frame) > SUMMARY_ROWS:
+        out.print(f"... and {len(frame) - SUMMARY_ROWS} more cells (relubench report has them all)")
     for o in report.outcomes:
         out.print(o.describe(), highlight=False, markup=False)
     out.print(

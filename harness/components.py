@@ -189,6 +189,12 @@ class Component:
     # -- parameters ---------------------------------------------------------
     @classmethod
     def param_specs(cls) -> list[ParamSpec]:
+        if cls.Params not in _SPECS:  # once per Params class: expansion asks per cell
+            _SPECS[cls.Params] = cls._param_specs()
+        return list(_SPECS[cls.Params])
+
+    @classmethod
+    def _param_specs(cls) -> tuple[ParamSpec, ...]:
         hints = _type_hints(cls.Params)
         specs = []
         for f in dataclasses.fields(cls.Params):
@@ -204,7 +210,7 @@ class Component:
                     f.name, _type_name(hints[f.name]), default, meta.get("doc", ""), _allowed(meta)
                 )
             )
-        return specs
+        return tuple(specs)
 
     @classmethod
     def make_params(cls, values: dict[str, Any], *, cross_check: bool = True) -> Any:
@@ -281,6 +287,16 @@ class Component:
     @classmethod
     def supports(cls, family: str) -> bool:
         return ANY_FAMILY in cls.families or family in cls.families
+
+
+_SPECS: dict[type, tuple[ParamSpec, ...]] = {}
+
+
+@functools.cache
+def _type_hints(params_cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints`` of a ``Params`` class, resolved once (it evaluates every
+    annotation's text: most of the time of expanding a large suite)."""
+    return typing.get_type_hints(params_cls)
 
 
 def _allowed(meta: Any) -> str:
@@ -592,6 +608,20 @@ class Solver(Component):
     def skip(self, problem: Problem, initializer: Initializer) -> str | None:
         """A reason not to run this combination (beyond model families), or None."""
         return None
+
+    @classmethod
+    def batch_invariant(
+        cls, params: Any, problem: dict[str, Any], *, dtype: str, device: str
+    ) -> bool:
+        """Whether a trial's numbers are the same bit for bit whatever other trials share
+        its batch (each trial runs its own kernels), for these solver ``params``, the
+        problem's parameter values, ``dtype`` and ``device``.
+
+        When a run has fewer cells to run than workers, such a cell is split into chunks
+        of trials that run on several workers at once (harness/run.py). Default False:
+        batched linear algebra may round a trial differently in batches of other sizes.
+        """
+        return False
 
 
 METRIC_ROLES: dict[str, str] = {

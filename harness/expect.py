@@ -44,12 +44,17 @@ import ast
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from harness.errors import InputError, closest, did_you_mean
+from harness.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")  # only evaluating a claim needs pandas
 
 AGGREGATES: dict[str, tuple[int, int]] = {
     # name -> (min args, max args)

@@ -19,52 +19,82 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from harness.seeds import trial_seeds
 from harness.version import __version__ as HARNESS_VERSION
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from harness.expand import Cell
 
+# Column types by pyarrow alias: pyarrow is imported only when a schema is built (a dry
+# run, `relubench list` and the workers never need it).
 IDENTITY = [
-    ("suite", pa.string()),
-    ("run_id", pa.string()),
-    ("cell_id", pa.string()),
-    ("trial", pa.int64()),
-    ("seed", pa.int64()),
-    ("problem", pa.string()),
-    ("initializer", pa.string()),
-    ("solver", pa.string()),
-    ("split", pa.string()),
+    ("suite", "string"),
+    ("run_id", "string"),
+    ("cell_id", "string"),
+    ("trial", "int64"),
+    ("seed", "int64"),
+    ("problem", "string"),
+    ("initializer", "string"),
+    ("solver", "string"),
+    ("split", "string"),
 ]
 OUTCOME = [
-    ("status", pa.string()),
-    ("error", pa.string()),
-    ("iterations", pa.int64()),
-    ("time_s", pa.float64()),
-    ("time_mode", pa.string()),
+    ("status", "string"),
+    ("error", "string"),
+    ("iterations", "int64"),
+    ("time_s", "float64"),
+    ("time_mode", "string"),
 ]
-CREATED_AT_TYPE = pa.timestamp("us", tz="UTC")
-"""``created_at`` is a UTC timestamp (folders written before it was one hold ISO 8601 text;
-:mod:`harness.store` reads both)."""
+CREATED_AT = "timestamp[us, tz=UTC]"
+"""``created_at`` is a UTC timestamp (``CREATED_AT_TYPE`` is its pyarrow type); folders
+written before it was one hold ISO 8601 text, and :mod:`harness.store` reads both."""
 PROVENANCE = [
-    ("created_at", CREATED_AT_TYPE),
-    ("host", pa.string()),
-    ("harness_version", pa.string()),
+    ("created_at", CREATED_AT),
+    ("host", "string"),
+    ("harness_version", "string"),
 ]
-TRACES_SCHEMA = pa.schema(
-    [
-        ("cell_id", pa.string()),
-        ("trial", pa.int64()),
-        ("iteration", pa.int64()),
-        ("time_s", pa.float64()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-    ]
-)
 SPLITS = ("test", "tune")
 """``split`` of a row: a reported trial (``test``) or a tuning trial (``tune``)."""
+TRACES_COLUMNS = [
+    ("cell_id", "string"),
+    ("trial", "int64"),
+    ("iteration", "int64"),
+    ("time_s", "float64"),
+    ("metric", "string"),
+    ("value", "float64"),
+]
+
+
+def arrow_schema(fields: Sequence[tuple[str, str]]) -> pa.Schema:
+    """A pyarrow schema from (name, type alias) pairs."""
+    import pyarrow as pa
+
+    return pa.schema([(name, alias_type(alias)) for name, alias in fields])
+
+
+def alias_type(alias: str) -> pa.DataType:
+    """The pyarrow type of a type alias of this module (``CREATED_AT`` included)."""
+    import pyarrow as pa
+
+    return pa.timestamp("us", tz="UTC") if alias == CREATED_AT else pa.type_for_alias(alias)
+
+
+@lru_cache(maxsize=1)
+def traces_schema() -> pa.Schema:
+    """The schema of ``traces`` part files."""
+    return arrow_schema(TRACES_COLUMNS)
+
+
+def __getattr__(name: str) -> Any:  # TRACES_SCHEMA, built on first use
+    if name == "TRACES_SCHEMA":
+        return traces_schema()
+    if name == "CREATED_AT_TYPE":  # the pyarrow type of ``created_at``
+        return alias_type(CREATED_AT)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 STATUSES = ("ok", "diverged", "timeout", "error")
 """Trial statuses, best first (a reader keeps the best row of a trial stored twice)."""
 METRIC_PREFIX = "metric."
@@ -157,17 +187,18 @@ def failed_rows(
     return rows
 
 
-def _arrow_type(values: list[Any]) -> pa.DataType:
+def arrow_type(values: list[Any]) -> str:
+    """The pyarrow type alias of a parameter column."""
     kinds = {type(v) for v in values if v is not None}
     if not kinds:
-        return pa.string()
+        return "string"
     if kinds == {bool}:
-        return pa.bool_()
+        return "bool"
     if kinds == {int}:
-        return pa.int64()
+        return "int64"
     if kinds <= {int, float}:
-        return pa.float64()
-    return pa.string()
+        return "float64"
+    return "string"
 
 
 def runs_schema(cells: Sequence[Cell], extra_metrics: tuple[str, ...] = ()) -> pa.Schema:
@@ -184,11 +215,11 @@ def runs_schema(cells: Sequence[Cell], extra_metrics: tuple[str, ...] = ()) -> p
         dict.fromkeys([m.name for c in cells for m in c.metrics] + list(extra_metrics))
     )
     fields = list(IDENTITY)
-    fields += [(name, _arrow_type(vals)) for name, vals in columns.items()]
+    fields += [(name, arrow_type(vals)) for name, vals in columns.items()]
     fields += OUTCOME
-    fields += [(METRIC_PREFIX + m, pa.float64()) for m in metric_names]
+    fields += [(METRIC_PREFIX + m, "float64") for m in metric_names]
     fields += PROVENANCE
-    return pa.schema(fields)
+    return arrow_schema(fields)
 
 
 def empty_runs_columns() -> list[str]:
@@ -277,6 +308,7 @@ def cpu_model() -> str:
 def provenance(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Environment details recorded in every part file's metadata, plus ``extra``."""
     import numpy
+    import pyarrow as pa
     import torch
 
     info = {

@@ -351,20 +351,32 @@ def plan_units(
     plugins: Sequence[str] = (),
     blocked: Sequence[str] = (),
     timeout_s: float | None = None,
+    workers: int = 1,
+    splittable: Callable[[Cell], bool] | None = None,
 ) -> list[WorkUnit]:
     """Work units for the trials of ``cells`` not in ``done``.
 
-    A cell is one unit unless the suite's ``chunk_trials`` says otherwise. The
-    split never depends on the worker count: batched linear algebra may round a
-    trial differently in batches of different sizes, so a fixed split is what keeps
-    serial, processes, Dask and pytest-xdist runs bitwise identical.
+    A cell is one unit unless the suite's ``chunk_trials`` says otherwise, or unless
+    fewer cells than ``workers`` have trials to run and ``splittable(cell)`` says the
+    cell's trials give the same numbers whatever batch they run in (the solver's
+    :meth:`~harness.components.Solver.batch_invariant`): then each such cell is split
+    into about ``workers / cells`` equal chunks so every worker has work. Other cells
+    are never split by the worker count: batched linear algebra may round a trial
+    differently in batches of different sizes, and a fixed split is what keeps serial,
+    processes, Dask and pytest-xdist runs bitwise identical.
     """
-    units = []
+    pending = []
     for cell in cells:
         trials = [t for t in range(cell.trials) if (cell.cell_id, t) not in done]
-        if not trials:
-            continue
+        if trials:
+            pending.append((cell, trials))
+    split = not suite.chunk_trials and 0 < len(pending) < workers
+    parts = -(-workers // len(pending)) if split else 1
+    units = []
+    for cell, trials in pending:
         size = suite.chunk_trials or len(trials)
+        if parts > 1 and splittable is not None and splittable(cell):
+            size = -(-len(trials) // parts)
         for i in range(0, len(trials), size):
             units.append(
                 WorkUnit(
@@ -381,6 +393,19 @@ def plan_units(
                 )
             )
     return units
+
+
+def batch_invariant(registry: Registry, suite: Suite, cell: Cell) -> bool:
+    """Whether ``cell``'s solver declares its trials' numbers independent of the batch."""
+    solver = registry.get("solver", cell.solver.name)
+    return bool(
+        solver.batch_invariant(  # type: ignore[attr-defined]
+            solver.make_params(cell.solver.param_dict),
+            cell.problem.param_dict,
+            dtype=suite.dtype,
+            device=suite.device,
+        )
+    )
 
 
 # ----------------------------------------------------------------------- session
@@ -458,6 +483,9 @@ class RunSession:
             plugins=self.plugins,
             blocked=self.blocked,
             timeout_s=self.timeout_s,
+            # Cells run one after another in this process (serial, pytest): no split.
+            workers=1 if self.executor in ("serial", "pytest") else self.workers,
+            splittable=lambda cell: batch_invariant(self.registry, self.suite, cell),
         )
 
     def settled(self, cells: Sequence[Cell], *, force: bool = False) -> set[tuple[str, int]]:
@@ -616,7 +644,11 @@ def execute(
             if on_progress:
                 on_progress(report.trials_run, total)
 
-        ex = make_executor(executor, session.workers, scheduler)
+        # One unit gains nothing from a pool: run it here (same threads, same numbers;
+        # a unit with a timeout still gets a child process), not in a forkserver and a
+        # worker that import torch again.
+        in_process = executor == "processes" and len(units) == 1
+        ex = make_executor("serial" if in_process else executor, session.workers, scheduler)
         try:
             session.run(units, ex, on_result)
         finally:

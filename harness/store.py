@@ -22,12 +22,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from harness.errors import InputError
-from harness.rows import CREATED_AT_TYPE, STATUSES, TRACES_SCHEMA, empty_runs_columns
+from harness.lazy import lazy_module
+from harness.rows import CREATED_AT, STATUSES, alias_type, empty_runs_columns, traces_schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+else:  # a dry run, `relubench list` and the workers never read or write Parquet
+    pd = lazy_module("pandas")
+    pa = lazy_module("pyarrow")
+    pq = lazy_module("pyarrow.parquet")
 
 if TYPE_CHECKING:
     from harness.expand import Cell
@@ -109,6 +115,8 @@ class Store:
 
     def index(self, cell_id: str | None = None) -> pd.DataFrame:
         """``cell_id, trial, status, run_id`` of every stored row (of one cell), duplicates kept."""
+        import pandas as pd
+
         df = _read_files(self.part_files(cell_id), INDEX_COLUMNS)
         if df is None:
             return pd.DataFrame(columns=INDEX_COLUMNS)
@@ -142,6 +150,8 @@ class Store:
         stem: str,
     ) -> Path:
         """Write rows as one part file atomically (temporary name, then rename)."""
+        import pyarrow as pa
+
         self.ensure()
         provenance = {**metadata, "checksums": CHECKSUMS}
         meta = {b"relubench": json.dumps(provenance, default=str).encode()}
@@ -151,7 +161,7 @@ class Store:
         table = _with_digest(pa.Table.from_pylist(runs, schema=schema), meta)
         name = f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
         if traces:
-            tt = _with_digest(pa.Table.from_pylist(traces, schema=TRACES_SCHEMA), meta)
+            tt = _with_digest(pa.Table.from_pylist(traces, schema=traces_schema()), meta)
             self.traces_dir.mkdir(exist_ok=True)
             _atomic_write(tt, self.traces_dir / name)
         target = self.runs_dir / name
@@ -254,6 +264,8 @@ def _process_alive(pid: int) -> bool:
 
 
 def _atomic_write(table: pa.Table, target: Path) -> None:
+    import pyarrow.parquet as pq
+
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         pq.write_table(table, tmp, write_page_checksum=True)
@@ -309,10 +321,9 @@ def _current_table(table: pa.Table) -> pa.Table:
     """A part file's rows as this version writes them (``created_at`` was ISO 8601 text
     in folders written before it became a timestamp)."""
     i = table.schema.get_field_index("created_at")
-    if i >= 0 and table.schema.field(i).type != CREATED_AT_TYPE:
-        table = table.set_column(
-            i, pa.field("created_at", CREATED_AT_TYPE), table.column(i).cast(CREATED_AT_TYPE)
-        )
+    if i >= 0 and table.schema.field(i).type != alias_type(CREATED_AT):
+        kind = alias_type(CREATED_AT)
+        table = table.set_column(i, pa.field("created_at", kind), table.column(i).cast(kind))
     return table
 
 
@@ -474,8 +485,8 @@ def _current(schema: pa.Schema) -> pa.Schema:
     """A part file's schema as this version writes it: ``created_at`` was ISO 8601 text in
     folders written before it became a timestamp; the dataset scan casts it."""
     i = schema.get_field_index("created_at")
-    if i >= 0 and schema.field(i).type != CREATED_AT_TYPE:
-        schema = schema.set(i, pa.field("created_at", CREATED_AT_TYPE))
+    if i >= 0 and schema.field(i).type != alias_type(CREATED_AT):
+        schema = schema.set(i, pa.field("created_at", alias_type(CREATED_AT)))
     return schema
 
 
@@ -492,6 +503,8 @@ def _runs_folder(folder: str | Path) -> Path:
 
 
 def _empty_runs() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(columns=empty_runs_columns())
 
 
@@ -522,17 +535,21 @@ def load_results(folder: str | Path, *, dedupe: bool = True) -> pd.DataFrame:
 
 def load_traces(folder: str | Path) -> pd.DataFrame:
     """The ``traces`` table (long format) of a suite's results folder."""
+    import pandas as pd
+
     folder = Path(folder)
     traces = folder / "traces" if (folder / "traces").is_dir() else folder
     df = _read_files(part_files(traces))
     if df is None:
-        return pd.DataFrame(columns=TRACES_SCHEMA.names)
+        return pd.DataFrame(columns=traces_schema().names)
     # A trial computed twice (concurrent runs) has the same curve twice; keep one.
     return df.drop_duplicates(["cell_id", "trial", "iteration", "metric"]).reset_index(drop=True)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The provenance dict stored in a part file's metadata."""
+    import pyarrow.parquet as pq
+
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta.get(b"relubench", b"{}"))
 
@@ -581,7 +598,7 @@ def export(
         if fmt == "csv":
             frame.to_csv(path, index=False)
         else:
-            schema = TRACES_SCHEMA if name == "traces" and not sql_names else None
+            schema = traces_schema() if name == "traces" and not sql_names else None
             table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
             _atomic_write(table.replace_schema_metadata(meta), path)
         written.append(path)

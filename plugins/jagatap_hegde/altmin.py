@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from harness import Instance, SolveContext, Solver, SolveResult, TrialStopper, Weights, param
 from plugins.common.linalg import MaskedLeastSquares, bmm
-from plugins.jagatap_hegde.neuron_lapack import NeuronAltMin
+
+if TYPE_CHECKING:
+    from plugins.jagatap_hegde.neuron_lapack import NeuronAltMin
 
 LAPACK_NEURON = True
 """Run k = 1, float64, CPU cells one trial at a time on LAPACK (neuron_lapack.py). Off, they
@@ -71,6 +74,11 @@ class AltMin(Solver):
     Params = AltMinParams
     families = ("one_hidden", "skip")
 
+    @classmethod
+    def batch_invariant(cls, params, problem, *, dtype: str, device: str) -> bool:
+        """One hidden unit, float64 on the CPU runs each trial on its own (LAPACK path)."""
+        return LAPACK_NEURON and problem.get("k", 1) == 1 and dtype == "float64" and device == "cpu"
+
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
         X, y = instance.X, instance.y  # (B, n, d), (B, n)
         model = instance.model
@@ -81,7 +89,11 @@ class AltMin(Solver):
         k = W.shape[2]
         T, tol = self.params.max_iter, self.params.tol
         if k == 1 and LAPACK_NEURON and X.device.type == "cpu" and X.dtype == torch.float64:
-            W, iterations = self._neurons_on_lapack(X, y, W, ctx)
+            # Imported here: scipy.linalg costs ~0.3 s that `relubench list` should not pay.
+            from plugins.jagatap_hegde.neuron_lapack import blas_threads
+
+            with blas_threads(torch.get_num_threads()):
+                W, iterations = self._neurons_on_lapack(X, y, W, ctx)
             return SolveResult({"W": W - offset}, iterations)
         # Compacted every iteration (AltMin's steps are large): ``stop.index`` maps the rows
         # of the running batch to trials.
@@ -139,6 +151,8 @@ class AltMin(Solver):
         iterate is timed where it happens. Both run the same calls on each trial, so the
         results are the same.
         """
+        from plugins.jagatap_hegde.neuron_lapack import NeuronAltMin
+
         T, tol = self.params.max_iter, self.params.tol
         traced = any(ctx.wants(t) for t in range(1, T + 1))
         Xn, yn, Wn = X.numpy(), y.numpy(), W[:, :, 0].numpy()

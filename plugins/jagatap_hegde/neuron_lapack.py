@@ -33,6 +33,24 @@ from scipy.linalg.blas import dsyrk
 
 from plugins.common.linalg import ILL_CONDITIONED
 
+_POOLS = None
+
+
+def blas_threads(threads: int):
+    """A context that holds scipy's BLAS pools to ``threads`` threads.
+
+    The runner limits the BLAS pools loaded when a unit starts; AltMin imports this
+    module (and scipy's OpenBLAS with it) on its first solve, after that, so without this
+    the factorizations would run on a thread per core beside every worker (several
+    times slower, and another thread count than the runner's).
+    """
+    global _POOLS
+    if _POOLS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _POOLS = ThreadpoolController()
+    return _POOLS.limit(limits=threads, user_api="blas")
+
 
 def _cholesky_solve(G: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """Solve G x = b by Cholesky (lower triangle of G, overwritten); None if untrustworthy."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from harness import load_results
 from harness.cli import main
 from harness.rows import runs_schema
-from harness.run import execute, plan_units, prepare
+from harness.run import batch_invariant, execute, plan_units, prepare
 from harness.runner import run_unit
 from harness.store import PartWriter, Store, part_files, part_stem
 
@@ -488,3 +490,93 @@ def test_source_version_follows_an_inherited_params_class(tmp_path):
         return cls.source_version()
 
     assert version(5) != version(6)
+
+
+WHERE_PLUGIN = str(Path(__file__).parents[1] / "fixture_plugins" / "where.py")
+WHERE = """
+[suite]
+name = "where-test"
+trials = 10
+seed = 3
+
+[[problems]]
+name = "one_hidden"
+d = 4
+k = 2
+n = {n}
+
+[[initializers]]
+name = "gaussian"
+
+[[solvers]]
+name = "where"
+invariant = {invariant}
+
+[metrics]
+names = ["param_error"]
+"""
+
+
+def _where_rows(report):
+    runs = report.runs.sort_values(["cell_id", "trial"]).reset_index(drop=True)
+    return runs, runs.drop(columns=["run_id", "created_at", "time_s", "metric.pid"])
+
+
+def test_one_unit_runs_in_the_driver_process(write_suite, tmp_path):
+    plugin = WHERE_PLUGIN
+    suite = write_suite(WHERE.format(n=20, invariant="false"))
+    report = execute(suite, results=tmp_path / "r", workers=2, plugins=[plugin])
+    runs, _ = _where_rows(report)
+    assert report.units_run == 1
+    assert set(runs["metric.pid"]) == {float(os.getpid())}  # no pool for one unit
+
+
+def test_a_batch_invariant_cell_is_split_across_idle_workers_with_identical_results(
+    write_suite, tmp_path
+):
+    plugin = WHERE_PLUGIN
+    suite = write_suite(WHERE.format(n=20, invariant="true"))
+    split = execute(suite, results=tmp_path / "split", workers=3, plugins=[plugin])
+    whole = execute(suite, results=tmp_path / "whole", executor="serial", plugins=[plugin])
+    assert (split.units_run, whole.units_run) == (3, 1)  # 10 trials as 4 + 4 + 2
+    runs, split_rows = _where_rows(split)
+    assert float(os.getpid()) not in set(runs["metric.pid"])
+    pd.testing.assert_frame_equal(split_rows, _where_rows(whole)[1])
+
+
+@pytest.mark.parametrize(
+    ("invariant", "n", "workers", "units"),
+    [
+        ("false", 20, 4, 1),  # not declared: the cell stays whole
+        ("true", 20, 1, 1),  # one worker: nothing to gain
+        ("true", "[20, 30]", 4, 4),  # 2 cells, 4 workers: 2 chunks each
+        ("true", "[20, 30, 40, 50]", 4, 4),  # as many cells as workers: whole cells
+    ],
+)
+def test_cells_are_split_only_when_declared_invariant_and_fewer_than_workers(
+    write_suite, invariant, n, workers, units
+):
+    plugin = WHERE_PLUGIN
+    registry, suite, cells, _ = prepare(
+        write_suite(WHERE.format(n=n, invariant=invariant)), plugins=[plugin]
+    )
+    planned = plan_units(
+        suite,
+        cells,
+        set(),
+        run_id="r",
+        workers=workers,
+        splittable=lambda cell: batch_invariant(registry, suite, cell),
+    )
+    assert len(planned) == units
+    assert sorted(t for u in planned for t in u.trials) == sorted(
+        t for c in cells for t in range(c.trials)
+    )
+
+
+def test_expansion_cell_ids_equal_the_reference_formula(write_suite, probe_plugin):
+    from harness.expand import _cell_id
+
+    _, suite, cells, _ = prepare(write_suite(BASE), plugins=[str(probe_plugin)])
+    for cell in cells:
+        assert cell.cell_id == _cell_id(suite, cell.problem, cell.initializer, cell.solver)

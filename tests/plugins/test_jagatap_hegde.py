@@ -273,3 +273,34 @@ def test_jagatap_small_smoke_profile_runs_and_its_claims_hold(tmp_path):
     runs = load_results(report.results_dir)
     assert set(runs["problem"]) == {"one_hidden", "skip_one_hidden", "two_hidden"}
     assert set(runs.loc[runs["problem"] == "two_hidden", "solver"]) == {"altmin2"}
+
+
+def test_altmin_single_neuron_declares_batch_invariance_only_on_the_lapack_path():
+    p = AltMin.Params()
+    assert AltMin.batch_invariant(p, {"d": 10}, dtype="float64", device="cpu")
+    assert not AltMin.batch_invariant(p, {"d": 10, "k": 3}, dtype="float64", device="cpu")
+    assert not AltMin.batch_invariant(p, {"d": 10}, dtype="float32", device="cpu")
+    assert not AltMin.batch_invariant(p, {"d": 10}, dtype="float64", device="cuda")
+
+
+def test_altmin_cell_split_across_workers_is_bitwise_identical_to_one_unit(tmp_path):
+    # n = 1.5 d to 2 d: below and at the transition, where AltMin's sign test reads
+    # rounding noise, so any batch-dependent rounding would show.
+    suite = tmp_path / "split.toml"
+    suite.write_text(
+        '[suite]\nname = "split"\ntrials = 12\nseed = 5\n'
+        '[[problems]]\nname = "single_neuron"\nd = 40\nn = [60, 80]\n'
+        'input_scale = "inv_sqrt_n"\n'
+        '[[initializers]]\nname = "gaussian"\nscale = 0.1\n'
+        '[[solvers]]\nname = "altmin"\nmax_iter = 100\n'
+        '[metrics]\nnames = ["param_error", "train_loss"]\n'
+    )
+    split = execute(suite, results=tmp_path / "a", workers=4)
+    whole = execute(suite, results=tmp_path / "b", executor="serial")
+    assert (split.units_run, whole.units_run) == (4, 2)
+    cols = ["cell_id", "trial", "seed", "iterations", "metric.param_error", "metric.train_loss"]
+
+    def rows(report):
+        return report.runs.sort_values(["cell_id", "trial"])[cols].reset_index(drop=True)
+
+    assert rows(split).equals(rows(whole))

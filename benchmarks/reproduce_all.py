@@ -1,0 +1,132 @@
+"""Issue 17, target 4: run every suite's reproduction profile and tabulate the cost.
+
+The profile of each suite is the one docs/reproductions.md reports (its summary table,
+column "profile run": the first word, e.g. ``full``, ``medium``, ``large``). For each suite
+the script runs ``relubench run suites/<suite>.toml --profile <profile>`` in a fresh
+results folder and records trials, wall time, CPU time (the whole process tree), peak
+summed RSS and the expectation verdicts (held / failed lines), next to the wall time the
+docs recorded where they give one. The table goes to stdout and, as Markdown, to
+``--out`` (default benchmarks/reproduce_all.md).
+
+This is hours of work on two cores: use ``--dry`` to list what would run, ``--suites``
+and ``--profile`` to run a part.
+
+Usage: python benchmarks/reproduce_all.py [--dry] [--suites jagatap-fig1,oymak-fig2]
+       [--profile smoke] [--workers N] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import ROOT, header, measure  # noqa: E402
+
+DOC = ROOT / "docs" / "reproductions.md"
+
+# Wall times docs/reproductions.md records for a suite's reported run (seconds, as
+# written there; most at load 1-7 and with --workers 1, so only the order matters).
+RECORDED_S = {
+    "jagatap-fig1": 24,
+    "zhang-fig2a": 26,
+    "zhang-fig2b": 495,
+    "zhang-fig2c": 195,
+    "zhang-fig2d": 287,
+    "liyuan-zero-init": 837,
+    "oymak-fig2": 22 * 60,
+    "dante-mlp": 657,
+    "dante-sigmoid": 1447,
+    "dante-xent": 269,
+    "dante-adaptive": 270,
+    "cross-additive": 11 * 60,
+}
+
+
+def doc_profiles() -> dict[str, str]:
+    """suite -> the profile docs/reproductions.md's summary table says was run."""
+    out = {}
+    for row in DOC.read_text().splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) >= 3 and (ROOT / "suites" / f"{cells[1]}.toml").is_file():
+            word = re.match(r"[A-Za-z0-9_]+", cells[2])
+            if word:
+                out[cells[1]] = word.group(0)
+    return out
+
+
+def run_one(suite: str, profile: str, workers: int | None, tmp: Path) -> dict[str, object]:
+    log = tmp / f"{suite}.log"
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(ROOT / "suites" / f"{suite}.toml")]
+    cmd += ["--profile", profile, "--results", str(tmp / "results"), "--no-progress"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    m = measure(cmd, output=log)
+    text = log.read_text()
+    ran = re.search(r"ran (\d+) trials", text)
+    return {
+        **m,
+        "trials": int(ran.group(1)) if ran else 0,
+        "held": len(re.findall(r"^held ", text, re.M)),
+        "failed": len(re.findall(r"^failed ", text, re.M)),
+        "tail": text.strip().splitlines()[-1] if text.strip() else "",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dry", action="store_true", help="list suites and profiles; run nothing")
+    ap.add_argument("--suites", help="comma-separated suite names (default: every reported one)")
+    ap.add_argument("--profile", help="run this profile instead of the reported one (e.g. smoke)")
+    ap.add_argument("--workers", type=int)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "reproduce_all.md")
+    args = ap.parse_args()
+    profiles = doc_profiles()
+    suites = args.suites.split(",") if args.suites else sorted(profiles)
+    unknown = [s for s in suites if not (ROOT / "suites" / f"{s}.toml").is_file()]
+    if unknown:
+        raise SystemExit(f"--suites: no such suite file: {', '.join(unknown)}")
+    plan = [(s, args.profile or profiles.get(s, "full")) for s in suites]
+    if args.dry:
+        total = sum(RECORDED_S.get(s, 0) for s, _ in plan)
+        for s, p in plan:
+            rec = RECORDED_S.get(s)
+            print(f"{s:<20} --profile {p:<8} recorded {f'{rec} s' if rec else '-'}")
+        top = sorted(plan, key=lambda sp: -RECORDED_S.get(sp[0], 0))[:3]
+        print(f"{len(plan)} suites; recorded wall times sum to {total} s")
+        print("most expensive (recorded): " + ", ".join(s for s, _ in top))
+        return
+    header("Target 4: every suite's reproduction profile")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for s, p in plan:
+            r = run_one(s, p, args.workers, Path(tmp))
+            rows.append((s, p, r))
+            print(
+                f"   {s:<20} {p:<7} {r['trials']:>6} trials {r['wall']:>8.1f} s wall "
+                f"{r['cpu']:>8.1f} s CPU {r['rss'] / 2**30:>5.2f} GiB  held {r['held']} "
+                f"failed {r['failed']}  exit {r['rc']}",
+                flush=True,
+            )
+    lines = [
+        "| suite | profile | trials | wall s | CPU s | peak GiB | held | failed | exit "
+        "| recorded s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s, p, r in rows:
+        lines.append(
+            f"| {s} | {p} | {r['trials']} | {r['wall']:.1f} | {r['cpu']:.1f} | "
+            f"{r['rss'] / 2**30:.2f} | {r['held']} | {r['failed']} | {r['rc']} | "
+            f"{RECORDED_S.get(s, '-')} |"
+        )
+    wall = sum(r["wall"] for _, _, r in rows)
+    lines.append(f"\nTotal wall {wall:.0f} s over {len(rows)} suites.")
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"   table: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
