@@ -41,6 +41,7 @@ OUTCOME = [
     ("iterations", pa.int64()),
     ("time_s", pa.float64()),
     ("time_mode", pa.string()),
+    ("isolated", pa.bool_()),
 ]
 PROVENANCE = [
     ("created_at", pa.string()),
@@ -107,6 +108,7 @@ def base_rows(
         "iterations": None,
         "time_s": None,
         "time_mode": None,
+        "isolated": False,
         "created_at": created_at,
         "host": host,
         "harness_version": HARNESS_VERSION,

@@ -53,6 +53,7 @@ POLL_S = 0.1
 FETCH_S = 30.0  # fetching a finished result; longer only if it was lost
 START_TOPIC = "relubench-started"
 RETRIES_AFTER_DEATH = 1
+RESUBMITS_AFTER_OUR_KILLS = 10  # a bound, so no unit is resubmitted forever
 
 
 def run_unit_on_worker(unit: WorkUnit, timed: bool = False) -> UnitResult:
@@ -132,6 +133,9 @@ class DaskExecutor:
                 )
             self.client = Client(self._cluster)
         self._seq = 0
+        self._where: dict[str, tuple[str, int]] = {}
+        self._killed: set[tuple[str, int]] = set()
+        self._spared: dict[WorkUnit, int] = {}
 
     def _submit(self, unit: WorkUnit) -> Any:
         self._seq += 1
@@ -157,11 +161,14 @@ class DaskExecutor:
         units = list(units)
         timed = any(u.timeout_s for u in units)
         started: dict[str, tuple[float, dict]] = {}  # key -> (start seen here, start event)
+        self._where: dict[str, tuple[str, int]] = {}  # key -> (host, pid) it last started on
+        self._killed: set[tuple[str, int]] = set()  # worker processes we killed (timeouts)
 
         def on_start(event: tuple[float, dict[str, str]]) -> None:
             msg = event[1]
             # The latest attempt counts: a task whose worker died is started again.
             started[msg["key"]] = (time.monotonic(), msg)
+            self._where[msg["key"]] = (msg["host"], int(msg["pid"]))
 
         if timed:
             self.client.subscribe_topic(START_TOPIC, on_start)
@@ -237,6 +244,18 @@ class DaskExecutor:
             return None
         fut.release()
         if isinstance(exc, KilledWorker):
+            where = self._where.pop(fut.key, None)
+            if unit.timeout_s and (where is None or where in self._killed):
+                # Not this unit's doing: it never started (it was handed to a worker we had
+                # just killed for another unit's timeout), or it shared that worker. Run it
+                # again without charging it; the bound only guards against a loop.
+                spared = self._spared.get(unit, 0)
+                if spared < RESUBMITS_AFTER_OUR_KILLS:
+                    self._spared[unit] = spared + 1
+                    again = self._submit(unit)
+                    futures[again.key] = (again, unit, deaths)
+                    seq.add(again)
+                    return None
             if deaths < RETRIES_AFTER_DEATH:
                 # Several tasks may share a dying worker; only a repeat offender is charged.
                 again = self._submit(unit)
@@ -262,6 +281,7 @@ class DaskExecutor:
                 # Kill first, then cancel: a cancelled task frees its slot, and the scheduler
                 # could hand the doomed worker an innocent task in between.
                 args = (self.client, event["worker"], event["host"], event["pid"])
+                self._killed.add((event["host"], int(event["pid"])))
                 if event["host"] == socket.gethostname():
                     _kill_worker(*args)
                 else:  # a remote call may take seconds; other results keep coming
