@@ -270,6 +270,10 @@ def _print_summary(out: Console, report) -> None:
         f"({report.trials_skipped} already stored), {report.failed_trials} not ok, "
         f"{report.wall_s:.1f} s"
     )
+    if report.trials_waited:
+        out.print(f"{report.trials_waited} trials were computed by another run on this folder")
+    for line in report.missing:
+        out.print(f"rows lost: {line}", highlight=False, markup=False)
     if report.dropped:
         out.print(f"dropped {len(report.dropped)} incompatible combinations (see --dry-run)")
     out.print(f"results: {report.results_dir}")

@@ -11,12 +11,15 @@ on every row. The row format itself is :mod:`harness.rows`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -307,3 +310,125 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The provenance dict stored in a part file's metadata."""
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta.get(b"relubench", b"{}"))
+
+
+# ------------------------------------------------------------------------- leases
+
+LEASE_TTL_S = 60.0
+"""How long a lease holds without renewal. A run renews its leases every third of this;
+a run that died stops renewing, and its leases are taken over when they expire (at once
+when its process is seen dead on this host)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who computes a cell's trials now: run id, host, pid and expiry (epoch seconds)."""
+
+    key: str
+    run_id: str
+    host: str
+    pid: int
+    expires: float
+
+    def alive(self, now: float | None = None) -> bool:
+        """Not expired, and (on this host) its process still runs."""
+        now = time.time() if now is None else now
+        if self.expires < now:
+            return False
+        return self.host != socket.gethostname() or _process_alive(self.pid)
+
+
+class Leases:
+    """Leases on work in one results folder (``.leases/<key>.json``), so two runs on one
+    folder compute each trial once: a run leases what it will compute, a second run
+    skips leased work and waits for its rows, and takes over a lease that expired.
+
+    A lease file is created atomically (``O_CREAT | O_EXCL``); judging and taking over
+    an existing lease happens under an exclusive ``flock`` of ``.leases/.lock`` (POSIX),
+    so two runs never both take over the same expired lease.
+    """
+
+    def __init__(self, root: str | Path, run_id: str, ttl_s: float = LEASE_TTL_S) -> None:
+        self.folder = Path(root) / ".leases"
+        self.run_id, self.ttl_s = run_id, ttl_s
+        self.held: set[str] = set()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def _mine(self, key: str) -> Lease:
+        return Lease(key, self.run_id, socket.gethostname(), os.getpid(), time.time() + self.ttl_s)
+
+    def read(self, key: str) -> Lease | None:
+        """The lease on ``key``, or ``None`` (also for a half-written or foreign file)."""
+        try:
+            data = json.loads(self._path(key).read_text())
+            return Lease(key, data["run_id"], data["host"], int(data["pid"]), data["expires"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def acquire(self, key: str) -> Lease | None:
+        """Lease ``key`` for this run; return the other run's live lease if it holds it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lease = self._mine(key)
+        body = json.dumps(asdict(lease)).encode()
+        # Created whole or not at all: written under a temporary name, then hard-linked to
+        # the lease's name, which fails if the name exists (an atomic create-if-absent).
+        tmp = self.folder / f".{key}.{os.getpid()}.new"
+        tmp.write_bytes(body)
+        try:
+            os.link(tmp, self._path(key))
+        except FileExistsError:
+            with self._locked():
+                other = self.read(key)
+                if other is not None and other.run_id != self.run_id and other.alive():
+                    return other
+                self._write(key, body)  # expired, its run dead, or released: take over
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.held.add(key)
+        return None
+
+    def renew(self) -> None:
+        """Push the expiry of every lease this run holds ``ttl_s`` into the future."""
+        with self._locked():
+            for key in list(self.held):
+                other = self.read(key)
+                if other is not None and other.run_id != self.run_id:
+                    self.held.discard(key)  # taken over: this run was presumed dead
+                    continue
+                self._write(key, json.dumps(asdict(self._mine(key))).encode())
+
+    def release(self, key: str) -> None:
+        """Give up ``key`` (its rows are on disk)."""
+        if key not in self.held:
+            return
+        self.held.discard(key)
+        with self._locked():
+            other = self.read(key)
+            if other is None or other.run_id == self.run_id:
+                self._path(key).unlink(missing_ok=True)
+
+    def release_all(self) -> None:
+        for key in list(self.held):
+            self.release(key)
+
+    def _write(self, key: str, body: bytes) -> None:
+        tmp = self.folder / f".{key}.{os.getpid()}.tmp"
+        tmp.write_bytes(body)
+        os.replace(tmp, self._path(key))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): a rare double take-over is deduplicated
+            yield
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)

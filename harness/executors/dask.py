@@ -21,7 +21,12 @@ Timeouts and crashes use Dask's own machinery, no side channel:
 * a unit that runs past its ``timeout_s`` (counted from when its task
   announces its start on the ``relubench-started`` event topic) is charged
   ``timeout`` rows, its future is cancelled and its worker process is killed
-  (SIGKILL on this host, else asked to exit; a nanny restarts it).
+  (SIGKILL on this host, else asked to exit; a nanny restarts it). The
+  scheduler may hand that dying worker a healthy unit before it notices the
+  death; such a unit comes back ``KilledWorker`` too. The driver knows which
+  process each unit started on and which processes it killed, so a unit that
+  never started, or started on a process killed for another unit, is
+  resubmitted without being charged.
 """
 
 from __future__ import annotations
@@ -49,6 +54,13 @@ LOCAL_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
 }
+# A LocalCluster forgets a worker whose process has not come back this long after it
+# died, and closes its nanny for good (default 15 s). A worker we kill for a timeout is
+# restarted by its nanny, which can take longer than that on a loaded machine (torch and
+# the plugins load again); with the default the cluster shrank to no workers and the run
+# waited forever. Read when a worker is lost, so it is set for the process, not only
+# while the cluster starts.
+LOST_WORKER_TIMEOUT = {"distributed.deploy.lost-worker-timeout": "1 hour"}
 POLL_S = 0.1
 FETCH_S = 30.0  # fetching a finished result; longer only if it was lost
 START_TOPIC = "relubench-started"
@@ -123,6 +135,7 @@ class DaskExecutor:
             self.workers = len(self.client.nthreads()) or 1
         else:
             self.workers = max(1, workers or default_workers())
+            dask.config.set(LOST_WORKER_TIMEOUT)
             with dask.config.set(LOCAL_CONFIG):
                 self._cluster = LocalCluster(
                     n_workers=self.workers,
