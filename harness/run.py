@@ -340,7 +340,7 @@ class RunSession:
 
         def heartbeat() -> None:
             while not stop.wait(ttl_s / 3):
-                leases.renew()
+                leases.renew()  # one file: the expiry of every lease this run holds
 
         beat = threading.Thread(target=heartbeat, name="relubench-leases", daemon=True)
         beat.start()
@@ -351,7 +351,7 @@ class RunSession:
                 time.sleep(poll_s)
                 for cell_id, holder in list(waiting.items()):
                     lease = leases.read(cell_id)
-                    if lease is not None and lease.run_id != self.run_id and lease.alive():
+                    if lease is not None and lease.run_id != self.run_id and leases.alive(lease):
                         waiting[cell_id] = lease.run_id
                         continue
                     del waiting[cell_id]

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.run import execute, prepare
-from harness.store import STALE_TEMPORARY_S, Leases, Store, load_results, part_files
+from harness.store import STALE_TEMPORARY_S, Lease, Leases, Store, load_results, part_files
 
 SLOW_PLUGIN = '''
 """Test plugin: a few gradient steps after a pause, so a run can be killed mid-way."""
@@ -355,8 +356,11 @@ def test_a_crashed_runs_leases_are_taken_over(setup):
     lease_file = folder / ".leases" / f"{cells[0].cell_id}.json"
     data = json.loads(lease_file.read_text())
     lease_file.write_text(json.dumps({**data, "pid": dead.pid}))
-    other = folder / ".leases" / f"{cells[1].cell_id}.json"
-    other.write_text(json.dumps({**data, "host": "elsewhere", "expires": time.time() - 1}))
+    leases = folder / ".leases"
+    (leases / f"{cells[1].cell_id}.json").write_text(
+        json.dumps({"run_id": "remote-run", "host": "elsewhere", "pid": 1})
+    )
+    (leases / "run-remote-run.json").write_text(json.dumps({"expires": time.time() - 1}))
     report = rerun(path, plugin, results)
     assert report.trials_run == CELLS * TRIALS and report.trials_waited == 0
     assert report.exit_code == 0 and not report.missing
@@ -364,6 +368,8 @@ def test_a_crashed_runs_leases_are_taken_over(setup):
     mine, theirs = Leases(folder, "a"), Leases(folder, "b")
     assert mine.acquire("x") is None
     held = theirs.acquire("x")
-    assert held is not None and held.run_id == "a" and held.alive()
+    assert held is not None and held.run_id == "a" and theirs.alive(held)
     mine.release("x")
     assert theirs.acquire("x") is None  # released: free to take
+    mine.release_all()  # the run ended: its heartbeat is gone, so are its leases' lives
+    assert not theirs.alive(Lease("y", "a", socket.gethostname(), os.getpid()))
