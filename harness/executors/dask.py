@@ -23,10 +23,9 @@ Timeouts and crashes use Dask's own machinery, no side channel:
   ``timeout`` rows, its future is cancelled and its worker process is killed
   (SIGKILL on this host, else asked to exit; a nanny restarts it). The
   scheduler may hand that dying worker a healthy unit before it notices the
-  death; such a unit comes back ``KilledWorker`` too. The driver knows which
-  process each unit started on and which processes it killed, so a unit that
-  never started, or started on a process killed for another unit, is
-  resubmitted without being charged.
+  death; such a unit comes back ``KilledWorker`` too. The driver remembers the
+  workers it killed, and a unit whose last worker (``KilledWorker.last_worker``)
+  is one of them is resubmitted without being charged.
 """
 
 from __future__ import annotations
@@ -146,8 +145,7 @@ class DaskExecutor:
                 )
             self.client = Client(self._cluster)
         self._seq = 0
-        self._where: dict[str, tuple[str, int]] = {}
-        self._killed: set[tuple[str, int]] = set()
+        self._killed: set[str] = set()  # addresses of workers killed for a timeout
         self._spared: dict[WorkUnit, int] = {}
 
     def _submit(self, unit: WorkUnit) -> Any:
@@ -174,14 +172,11 @@ class DaskExecutor:
         units = list(units)
         timed = any(u.timeout_s for u in units)
         started: dict[str, tuple[float, dict]] = {}  # key -> (start seen here, start event)
-        self._where: dict[str, tuple[str, int]] = {}  # key -> (host, pid) it last started on
-        self._killed: set[tuple[str, int]] = set()  # worker processes we killed (timeouts)
 
         def on_start(event: tuple[float, dict[str, str]]) -> None:
             msg = event[1]
             # The latest attempt counts: a task whose worker died is started again.
             started[msg["key"]] = (time.monotonic(), msg)
-            self._where[msg["key"]] = (msg["host"], int(msg["pid"]))
 
         if timed:
             self.client.subscribe_topic(START_TOPIC, on_start)
@@ -257,11 +252,11 @@ class DaskExecutor:
             return None
         fut.release()
         if isinstance(exc, KilledWorker):
-            where = self._where.pop(fut.key, None)
-            if unit.timeout_s and (where is None or where in self._killed):
-                # Not this unit's doing: it never started (it was handed to a worker we had
-                # just killed for another unit's timeout), or it shared that worker. Run it
-                # again without charging it; the bound only guards against a loop.
+            last = getattr(getattr(exc, "last_worker", None), "address", None)
+            if last in self._killed:
+                # Not this unit's doing: the scheduler handed it a worker we had just killed
+                # for another unit's timeout (or it shared that worker). Run it again
+                # without charging it; the bound only guards against a loop.
                 spared = self._spared.get(unit, 0)
                 if spared < RESUBMITS_AFTER_OUR_KILLS:
                     self._spared[unit] = spared + 1
@@ -294,7 +289,7 @@ class DaskExecutor:
                 # Kill first, then cancel: a cancelled task frees its slot, and the scheduler
                 # could hand the doomed worker an innocent task in between.
                 args = (self.client, event["worker"], event["host"], event["pid"])
-                self._killed.add((event["host"], int(event["pid"])))
+                self._killed.add(event["worker"])
                 if event["host"] == socket.gethostname():
                     _kill_worker(*args)
                 else:  # a remote call may take seconds; other results keep coming
