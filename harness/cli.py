@@ -637,6 +637,10 @@ def _print_summary(out: Console, report) -> None:
         out.print(f"tuning: {report.tuning_trials_run} tuning trials run (split = tune)")
         for line in tuning_lines(report.tuning):
             out.print(escape(line))
+    if report.trials_waited:
+        out.print(f"{report.trials_waited} trials were computed by another run on this folder")
+    for line in report.missing:
+        out.print(f"rows lost: {line}", highlight=False, markup=False)
     if report.dropped:
         out.print(f"dropped {len(report.dropped)} incompatible combinations (see --dry-run)")
 

@@ -270,6 +270,8 @@ class SuiteContext:
     suite_level: list[Expectation]
     run_id: str = ""
     nodeids: dict[str, str] = field(default_factory=dict)  # cell_id -> item nodeid
+    config: pytest.Config | None = None
+    _executor: Any = None
 
     @classmethod
     def load(cls, path: Path, settings: Settings, config: pytest.Config) -> SuiteContext:
@@ -307,6 +309,7 @@ class SuiteContext:
             per_cell,
             suite_level,
             run_id=_session_run_id(config),
+            config=config,
         )
 
     @cached_property
@@ -342,8 +345,6 @@ class SuiteContext:
         the solver threads of ``--relubench-threads`` (default: those every
         executor uses, so the numbers are bitwise those of ``relubench run``).
         """
-        from harness.executors import make_executor
-
         session = self.session
         snapshot = session.settled(cells, force=force)
         ran = 0
@@ -355,12 +356,20 @@ class SuiteContext:
                 units = session.plan([cell], session.settled([cell], force=force))
                 if not units:
                     continue
-                executor = make_executor("serial", threads=self.settings.threads)
-                try:
-                    ran += session.run(units, executor)
-                finally:
-                    executor.close()
+                ran += session.run(units, self.executor())
         return ran
+
+    def executor(self) -> Any:
+        """The serial executor of this suite's cells, kept for the pytest session: units
+        with the suite's ``timeout_s`` run in its child process, which is started once,
+        not once per cell. Closed when the session ends."""
+        if self._executor is None:
+            from harness.executors import make_executor
+
+            self._executor = make_executor("serial", threads=self.settings.threads)
+            if self.config is not None:
+                self.config.add_cleanup(self._executor.close)
+        return self._executor
 
     def rows(self, cells: list[Cell]) -> pd.DataFrame:
         """Stored rows (deduplicated) of these cells' trials under this profile."""

@@ -46,6 +46,7 @@ OUTCOME = [
     ("iterations", "int64"),
     ("time_s", "float64"),
     ("time_mode", "string"),
+    ("isolated", "bool"),
 ]
 CREATED_AT = "timestamp[us, tz=UTC]"
 """``created_at`` is a UTC timestamp (``CREATED_AT_TYPE`` is its pyarrow type); folders
@@ -156,6 +157,7 @@ def base_rows(
         "iterations": None,
         "time_s": None,
         "time_mode": None,
+        "isolated": False,
         "created_at": timestamp(created_at),
         "host": host,
         "harness_version": HARNESS_VERSION,

@@ -28,7 +28,7 @@ from harness.plugins import Registry, get_registry
 from harness.rows import provenance, runs_schema
 from harness.runner import UnitResult, WorkUnit
 from harness.selection import Selection
-from harness.store import Store
+from harness.store import LEASE_TTL_S, Leases, Store
 from harness.suite import Suite, load_suite
 
 if TYPE_CHECKING:
@@ -56,11 +56,15 @@ class RunReport:
     tuning: list[TuningChoice] = field(default_factory=list)
     """What was tuned, over which grid, and what was chosen (empty: nothing tuned)."""
     tuning_trials_run: int = 0
+    missing: list[str] = field(default_factory=list)
+    """Units whose rows are not on disk at the end of the run (one line each)."""
+    trials_waited: int = 0
+    """Trials another run on the same folder held a lease on; this run read their rows."""
 
     @property
     def exit_code(self) -> int:
         failed_expect = any(not o.held for o in self.outcomes)
-        return 1 if (self.failed_trials or failed_expect) else 0
+        return 1 if (self.failed_trials or failed_expect or self.missing) else 0
 
 
 # ----------------------------------------------------------------------- loading
@@ -512,11 +516,17 @@ class RunSession:
         units: Sequence[WorkUnit],
         executor: Executor,
         on_result: Callable[[UnitResult], None] | None = None,
+        leases: Leases | None = None,
     ) -> int:
         """Run ``units`` on ``executor``, store each result, call ``relubench_cell_done``;
-        return the trials run. Rows still buffered are written on an error or interrupt."""
+        return the trials run. Rows still buffered are written on an error or interrupt.
+        With ``leases``, a cell's lease is released once all its rows are on disk."""
         writer = self.store.writer(self.schema, self.metadata, units=len(units))
         trials = 0
+        left: dict[str, int] = {}  # cell_id -> its units not yet finished
+        for u in units:
+            left[u.cell.cell_id] = left.get(u.cell.cell_id, 0) + 1
+        unflushed: list[str] = []  # cells finished, rows possibly still buffered
         try:
             for result in executor.run(units):
                 unit = result.unit
@@ -528,12 +538,103 @@ class RunSession:
                     run_id=unit.run_id,
                 )
                 trials += len(result.runs)
+                left[unit.cell.cell_id] -= 1
+                if leases is not None and not left[unit.cell.cell_id]:
+                    unflushed.append(unit.cell.cell_id)
+                if leases is not None and writer.first is None:  # all added rows written
+                    for cell_id in unflushed:
+                        leases.release(cell_id)
+                    unflushed.clear()
                 self.hook.relubench_cell_done(cell=unit.cell, rows=result.runs)
                 if on_result:
                     on_result(result)
         finally:
             writer.flush()
+        if leases is not None:
+            for cell_id in unflushed:
+                leases.release(cell_id)
         return trials
+
+    def run_leased(
+        self,
+        units: Sequence[WorkUnit],
+        executor: Executor,
+        on_result: Callable[[UnitResult], None] | None = None,
+        *,
+        ttl_s: float = LEASE_TTL_S,
+        poll_s: float = 0.25,
+    ) -> tuple[int, dict[str, str]]:
+        """:meth:`run`, coordinated with other runs on the same folder through leases.
+
+        Each cell is leased (``Leases``) before its units run; a cell another live run
+        holds is skipped, and this run waits until that lease is released (then reads
+        its rows) or expires (then takes it over and runs what is missing). Returns the
+        trials this run computed and, per cell computed by another run, that run's id.
+        """
+        import threading
+
+        leases = Leases(self.folder, self.run_id, ttl_s)
+        by_cell: dict[str, list[WorkUnit]] = {}
+        for u in units:
+            by_cell.setdefault(u.cell.cell_id, []).append(u)
+        mine: list[WorkUnit] = []
+        waiting: dict[str, str] = {}  # cell_id -> run id of the lease holder
+        for cell_id, cell_units in by_cell.items():
+            other = leases.acquire(cell_id)
+            if other is None:
+                mine.extend(cell_units)
+            else:
+                waiting[cell_id] = other.run_id
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(ttl_s / 3):
+                leases.renew()  # one file: the expiry of every lease this run holds
+
+        beat = threading.Thread(target=heartbeat, name="relubench-leases", daemon=True)
+        beat.start()
+        computed_by: dict[str, str] = {}
+        try:
+            trials = self.run(mine, executor, on_result, leases) if mine else 0
+            while waiting:
+                time.sleep(poll_s)
+                for cell_id, holder in list(waiting.items()):
+                    lease = leases.read(cell_id)
+                    if lease is not None and lease.run_id != self.run_id and leases.alive(lease):
+                        waiting[cell_id] = lease.run_id
+                        continue
+                    del waiting[cell_id]
+                    index = self.store.index(cell_id)
+                    have = set(index["trial"][index["run_id"] == holder])
+                    todo = [u for u in by_cell[cell_id] if not set(u.trials) <= have]
+                    if not todo:
+                        computed_by[cell_id] = holder
+                        continue
+                    other = leases.acquire(cell_id)  # the holder died or gave up: take over
+                    if other is not None:
+                        waiting[cell_id] = other.run_id
+                        continue
+                    trials += self.run(todo, executor, on_result, leases)
+        finally:
+            stop.set()
+            leases.release_all()
+        return trials, computed_by
+
+    def missing(self, units: Sequence[WorkUnit], computed_by: dict[str, str]) -> list[str]:
+        """One line per unit whose rows are not on disk (written by this run, or by the run
+        named in ``computed_by`` for its cell): e.g. the folder was deleted mid-run."""
+        index = self.store.index()
+        stored = set(zip(index["cell_id"], index["trial"], index["run_id"]))
+        lines = []
+        for u in units:
+            run_id = computed_by.get(u.cell.cell_id, self.run_id)
+            lost = [t for t in u.trials if (u.cell.cell_id, t, run_id) not in stored]
+            if lost:
+                lines.append(
+                    f"cell {u.cell.cell_id} ({u.cell.label}): {len(lost)} of {len(u.trials)} "
+                    f"trials run by {run_id} are not in {self.store.runs_dir} (trials {lost})"
+                )
+        return lines
 
     def rows(self, cells: Sequence[Cell] | None = None) -> pd.DataFrame:
         """Stored rows (deduplicated) of ``cells`` (default: the suite's) and their trials."""
@@ -650,9 +751,11 @@ def execute(
         in_process = executor == "processes" and len(units) == 1
         ex = make_executor("serial" if in_process else executor, session.workers, scheduler)
         try:
-            session.run(units, ex, on_result)
+            _, computed_by = session.run_leased(units, ex, on_result)
         finally:
             ex.close()
+        report.trials_waited = sum(len(u.trials) for u in units if u.cell.cell_id in computed_by)
+        report.missing = session.missing(units, computed_by)
     report.runs = runs = session.rows()
     if check and suite.expectations:
         # Under --only, a claim about cells left out is not judged (nor failed).

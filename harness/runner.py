@@ -10,11 +10,14 @@ exception becomes ``error`` rows with the message and the head of the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import socket
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,9 +129,93 @@ def _generators(seeds: list[int]) -> list[torch.Generator]:
 
 
 def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        exc = ExitCalled(f"sys.exit({exc.code!r}) was called").with_traceback(exc.__traceback__)
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
     head = "".join(tb[-TRACEBACK_LINES:])
     return f"{type(exc).__name__}: {exc}\n{head}"
+
+
+class ExitCalled(BaseException):
+    """``os._exit`` was called while :func:`contained_exits` was in force."""
+
+
+CONTAINED = (Exception, SystemExit, ExitCalled)
+"""What a unit turns into ``error`` rows: any exception, ``sys.exit()`` (``SystemExit``)
+and, in the serial executor, ``os._exit()``. ``KeyboardInterrupt`` still stops the run."""
+
+
+@contextlib.contextmanager
+def contained_exits() -> Iterator[None]:
+    """Make ``os._exit(code)`` raise :class:`ExitCalled` while units run in this process.
+
+    The serial executor runs units in the driving process, where a solver calling
+    ``os._exit`` would end the whole run (with that exit code, rows of finished units
+    lost). Worker processes need no such guard: their death is charged to their unit.
+    A crash below Python (a segfault, ``abort()``) is not contained here.
+    """
+    real = os._exit
+
+    def _exit(code: int) -> None:
+        raise ExitCalled(f"os._exit({code}) was called")
+
+    os._exit = _exit  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os._exit = real
+
+
+def result_problem(result: Any, instance: Instance, solver: str) -> str | None:
+    """What is wrong with what a solver returned for ``instance`` (``None`` if nothing):
+    a :class:`SolveResult` with one weight tensor per model parameter, each of shape
+    (B, *param_shape), and B iterations, statuses and info values."""
+    B = instance.batch
+    if not isinstance(result, SolveResult):
+        return (
+            f"solver {solver} returned {type(result).__name__}, expected a SolveResult "
+            "(weights, iterations)"
+        )
+    if not isinstance(result.weights, dict):
+        kind = type(result.weights).__name__
+        return f"solver {solver} returned weights of type {kind}, expected a dict of tensors"
+    try:
+        shapes: dict[str, tuple[int, ...]] | None = instance.model.param_shapes()
+    except NotImplementedError:
+        shapes = None
+    if shapes is not None:
+        missing = [k for k in shapes if k not in result.weights]
+        if missing:
+            return f"solver {solver} returned no weights {missing}; the model has {sorted(shapes)}"
+    for name, w in result.weights.items():
+        if not isinstance(w, torch.Tensor):
+            kind = type(w).__name__
+            return f"solver {solver} returned weights[{name!r}] of type {kind}, expected a tensor"
+        want = (B, *shapes[name]) if shapes is not None and name in shapes else None
+        if want is not None and tuple(w.shape) != want:
+            return (
+                f"solver {solver} returned weights[{name!r}] of shape {tuple(w.shape)}, expected "
+                f"(B, *param_shape) = {want}"
+            )
+        if want is None and (w.dim() == 0 or w.shape[0] != B):
+            return (
+                f"solver {solver} returned weights[{name!r}] of shape {tuple(w.shape)}, expected "
+                f"B = {B} trials first"
+            )
+    its = result.iterations
+    if not isinstance(its, torch.Tensor) or its.numel() != B:
+        got = tuple(its.shape) if isinstance(its, torch.Tensor) else type(its).__name__
+        return f"solver {solver} returned iterations {got}, expected one per trial (B = {B})"
+    if result.status is not None and len(result.status) != B:
+        return f"solver {solver} returned {len(result.status)} statuses, expected B = {B}"
+    for name, v in result.info.items():
+        if not isinstance(v, torch.Tensor) or v.numel() != B:
+            got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            return (
+                f"solver {solver} returned info[{name!r}] {got}, expected one value per trial "
+                f"(B = {B})"
+            )
+    return None
 
 
 def failed_result(unit: WorkUnit, status: str, message: str) -> UnitResult:
@@ -209,7 +296,7 @@ def _run_unit(unit: WorkUnit, registry: Any) -> UnitResult:
         weights0 = init.initialize(instance, _generators([s.init for s in seeds]), dtype)
         instance = instance.to(device)
         weights0 = {k: v.to(device) for k, v in weights0.items()}
-    except Exception as exc:  # setup failed: every trial of the unit is an error
+    except CONTAINED as exc:  # setup failed: every trial of the unit is an error
         msg = "setup failed: " + _error_text(exc)
         for row in rows:
             row.update(status="error", error=msg)
@@ -218,10 +305,16 @@ def _run_unit(unit: WorkUnit, registry: Any) -> UnitResult:
     trace_metrics = [m for m in metrics if m.name in unit.trace]
     wants = _trace_schedule(unit.trace_every)
     solver_gens = [s.solver for s in seeds]
+    batched = getattr(solver, "batched", True)
+    time_mode = "batched" if batched and B > 1 else "per_trial"
 
-    def solve_batch(index: list[int]) -> tuple[SolveResult | None, float, str | None]:
+    def solve_batch(index: list[int]) -> tuple[SolveResult | None, float, str | None, list, bool]:
+        """One solver call on the trials ``index``: its checked result (or ``None`` and the
+        error text), its solver time, the trace rows it recorded, and whether the failure
+        may be one trial's (an exception, not a malformed result)."""
         sub = instance if len(index) == B else instance.select(index)
         w0 = weights0 if len(index) == B else {k: v[index] for k, v in weights0.items()}
+        recorded: list[dict[str, Any]] = []
         paused = [0.0]
         _synchronize(device)  # the data's copy to the device is not the solver's time
         start = time.perf_counter()
@@ -231,7 +324,7 @@ def _run_unit(unit: WorkUnit, registry: Any) -> UnitResult:
             t0 = time.perf_counter()
             elapsed = t0 - start - paused[0]
             _record(
-                traces,
+                recorded,
                 cell.cell_id,
                 [unit.trials[i] for i in index],
                 iteration,
@@ -253,40 +346,68 @@ def _run_unit(unit: WorkUnit, registry: Any) -> UnitResult:
         try:
             result = solver.solve(sub, dict(w0), ctx)
             _synchronize(device)  # kernels still queued are the solver's time too
-            elapsed = time.perf_counter() - start - paused[0]
-            return result, elapsed, None
-        except Exception as exc:
-            return None, time.perf_counter() - start - paused[0], _error_text(exc)
+        except CONTAINED as exc:
+            # An exception may be one trial's doing (retry in halves); an exit is not.
+            split = isinstance(exc, Exception)
+            return None, time.perf_counter() - start - paused[0], _error_text(exc), recorded, split
+        elapsed = time.perf_counter() - start - paused[0]
+        problem = result_problem(result, sub, cell.solver.name)
+        if problem is not None:
+            return None, elapsed, problem, recorded, False
+        return result, elapsed, None, recorded, False
 
-    if getattr(solver, "batched", True):
-        groups = [list(range(B))]
-        time_mode = "batched" if B > 1 else "per_trial"
-    else:
-        groups = [[i] for i in range(B)]
-        time_mode = "per_trial"
-
-    for index in groups:
-        result, elapsed, error = solve_batch(index)
+    def run_group(index: list[int], split: bool) -> None:
+        """Solve ``index``; if a batch of several trials fails, retry it in halves until
+        the failing trials are found (only they get ``error`` rows)."""
+        result, elapsed, error, recorded, splittable = solve_batch(index)
+        if result is None and split and splittable and len(index) > 1:
+            for i in index:
+                rows[i]["isolated"] = True
+            half = len(index) // 2
+            run_group(index[:half], split)
+            run_group(index[half:], split)
+            return
         per_trial_time = elapsed / len(index)
         if result is None:
+            if rows[index[0]]["isolated"] and len(index) == 1:
+                error = (
+                    f"{error.rstrip()}\n(isolated: trial {unit.trials[index[0]]} fails on its "
+                    f"own; its batch of {B} trials failed and was retried in halves)"
+                )
             for i in index:
                 rows[i].update(
                     status="error", error=error, time_s=per_trial_time, time_mode=time_mode
                 )
-            continue
-        _finish(
-            rows,
-            index,
-            result,
-            per_trial_time,
-            time_mode,
-            instance,
-            metrics,
-            traces,
-            cell,
-            unit,
-            trace_metrics,
-        )
+            return
+        traces.extend(recorded)
+        try:
+            _finish(
+                rows,
+                index,
+                result,
+                per_trial_time,
+                time_mode,
+                instance,
+                metrics,
+                traces,
+                cell,
+                unit,
+                trace_metrics,
+            )
+        except CONTAINED as exc:  # the result passed the checks but could not be evaluated
+            for i in index:
+                rows[i].update(
+                    status="error",
+                    error="evaluating the solver's result failed: " + _error_text(exc),
+                    time_s=per_trial_time,
+                    time_mode=time_mode,
+                )
+
+    if batched:
+        run_group(list(range(B)), split=True)
+    else:
+        for i in range(B):
+            run_group([i], split=False)
     return UnitResult(unit, rows, traces, device=str(device))
 
 

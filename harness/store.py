@@ -11,14 +11,17 @@ on every row. The row format itself is :mod:`harness.rows`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import socket
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -611,3 +614,140 @@ def _sql_names(frame: pd.DataFrame, folder: Path) -> pd.DataFrame:
         clash = sorted(c for c in names if list(names.values()).count(names[c]) > 1)
         raise InputError(f"{folder}: --sql-names would merge columns {', '.join(clash)}")
     return frame.rename(columns=names)
+
+
+# ------------------------------------------------------------------------- leases
+
+LEASE_TTL_S = 60.0
+"""How long a run's leases hold without a heartbeat. A run renews its heartbeat every
+third of this; a run that died stops, and its leases are taken over when it expires (at
+once when its process is seen dead on this host)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who computes a cell's trials now: the run id, and the host and pid of its driver."""
+
+    key: str
+    run_id: str
+    host: str
+    pid: int
+
+
+class Leases:
+    """Leases on work in one results folder (``.leases/``), so two runs on one folder
+    compute each trial once: a run leases what it will compute, a second run skips
+    leased work and waits for its rows, and takes over the leases of a run that died.
+
+    A lease is one file, ``<key>.json`` (run id, host, pid), created atomically
+    (``O_CREAT | O_EXCL``). Its expiry is the holder's heartbeat, one file per run
+    (``run-<run_id>.json``, renewed every ``ttl_s / 3``), so renewing costs one write
+    however many leases a run holds. Judging and taking over a lease happens under an
+    exclusive ``flock`` of ``.leases/.lock`` (POSIX), so two runs never both take
+    over the same lease.
+    """
+
+    CREATING_S = 10.0  # a lease file still empty this long after creation is abandoned
+
+    def __init__(self, root: str | Path, run_id: str, ttl_s: float = LEASE_TTL_S) -> None:
+        self.folder = Path(root) / ".leases"
+        self.run_id, self.ttl_s = run_id, ttl_s
+        self.held: set[str] = set()
+        self._beating = False
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def _heartbeat_path(self, run_id: str) -> Path:
+        return self.folder / f"run-{run_id}.json"
+
+    def renew(self) -> None:
+        """Push this run's expiry ``ttl_s`` into the future (every lease it holds)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._write(self._heartbeat_path(self.run_id), {"expires": time.time() + self.ttl_s})
+        self._beating = True
+
+    def read(self, key: str) -> Lease | None:
+        """The lease on ``key``, or ``None`` (none, or a file not yet written)."""
+        try:
+            data = json.loads(self._path(key).read_text())
+            return Lease(key, data["run_id"], data["host"], int(data["pid"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def alive(self, lease: Lease, now: float | None = None) -> bool:
+        """Its run's heartbeat has not expired, and (on this host) its process runs."""
+        now = time.time() if now is None else now
+        try:
+            expires = json.loads(self._heartbeat_path(lease.run_id).read_text())["expires"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # the run ended (it removes its heartbeat) or never began
+        if expires < now:
+            return False
+        return lease.host != socket.gethostname() or _process_alive(lease.pid)
+
+    def acquire(self, key: str) -> Lease | None:
+        """Lease ``key`` for this run; return the other run's live lease if it holds it."""
+        if not self._beating:
+            self.renew()
+        body = {"run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid()}
+        try:
+            fd = os.open(self._path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            with self._locked():
+                other = self.read(key)
+                if other is None and self._fresh(key):  # its creator is still writing it
+                    return Lease(key, "(being created)", "", 0)
+                if other is not None and other.run_id != self.run_id and self.alive(other):
+                    return other
+                self._write(self._path(key), body)  # its run died or ended: take over
+        else:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(body, fh)
+        self.held.add(key)
+        return None
+
+    def release(self, key: str) -> None:
+        """Give up ``key`` (its rows are on disk)."""
+        if key not in self.held:
+            return
+        self.held.discard(key)
+        with self._locked():
+            other = self.read(key)
+            if other is None or other.run_id == self.run_id:
+                self._path(key).unlink(missing_ok=True)
+
+    def release_all(self) -> None:
+        """Give up every lease and stop the heartbeat (the run is over)."""
+        for key in list(self.held):
+            self.release(key)
+        if self._beating:
+            self._heartbeat_path(self.run_id).unlink(missing_ok=True)
+            self._beating = False
+
+    def _fresh(self, key: str) -> bool:
+        try:
+            return time.time() - self._path(key).stat().st_mtime < self.CREATING_S
+        except OSError:
+            return False
+
+    def _write(self, path: Path, body: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body))
+        os.replace(tmp, path)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): a rare double take-over is deduplicated
+            yield
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)

@@ -21,7 +21,11 @@ Timeouts and crashes use Dask's own machinery, no side channel:
 * a unit that runs past its ``timeout_s`` (counted from when its task
   announces its start on the ``relubench-started`` event topic) is charged
   ``timeout`` rows, its future is cancelled and its worker process is killed
-  (SIGKILL on this host, else asked to exit; a nanny restarts it).
+  (SIGKILL on this host, else asked to exit; a nanny restarts it). The
+  scheduler may hand that dying worker a healthy unit before it notices the
+  death; such a unit comes back ``KilledWorker`` too. The driver remembers the
+  workers it killed, and a unit whose last worker (``KilledWorker.last_worker``)
+  is one of them is resubmitted without being charged.
 """
 
 from __future__ import annotations
@@ -50,10 +54,18 @@ LOCAL_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
 }
+# A LocalCluster forgets a worker whose process has not come back this long after it
+# died, and closes its nanny for good (default 15 s). A worker we kill for a timeout is
+# restarted by its nanny, which can take longer than that on a loaded machine (torch and
+# the plugins load again); with the default the cluster shrank to no workers and the run
+# waited forever. Read when a worker is lost, so it is set for the process, not only
+# while the cluster starts.
+LOST_WORKER_TIMEOUT = {"distributed.deploy.lost-worker-timeout": "1 hour"}
 POLL_S = 0.1
 FETCH_S = 30.0  # fetching a finished result; longer only if it was lost
 START_TOPIC = "relubench-started"
 RETRIES_AFTER_DEATH = 1
+RESUBMITS_AFTER_OUR_KILLS = 10  # a bound, so no unit is resubmitted forever
 
 
 def run_unit_on_worker(unit: WorkUnit, timed: bool = False) -> UnitResult:
@@ -142,6 +154,7 @@ class DaskExecutor:
             self.workers = len(self.client.nthreads()) or 1
         else:
             self.workers = max(1, workers or default_workers())
+            dask.config.set(LOST_WORKER_TIMEOUT)
             with dask.config.set(LOCAL_CONFIG):
                 self._cluster = LocalCluster(
                     n_workers=self.workers,
@@ -152,6 +165,8 @@ class DaskExecutor:
                 )
             self.client = Client(self._cluster)
         self._seq = 0
+        self._killed: set[str] = set()  # addresses of workers killed for a timeout
+        self._spared: dict[WorkUnit, int] = {}
 
     def _submit(self, unit: WorkUnit) -> Any:
         self._seq += 1
@@ -257,6 +272,18 @@ class DaskExecutor:
             return None
         fut.release()
         if isinstance(exc, KilledWorker):
+            last = getattr(getattr(exc, "last_worker", None), "address", None)
+            if last in self._killed:
+                # Not this unit's doing: the scheduler handed it a worker we had just killed
+                # for another unit's timeout (or it shared that worker). Run it again
+                # without charging it; the bound only guards against a loop.
+                spared = self._spared.get(unit, 0)
+                if spared < RESUBMITS_AFTER_OUR_KILLS:
+                    self._spared[unit] = spared + 1
+                    again = self._submit(unit)
+                    futures[again.key] = (again, unit, deaths)
+                    seq.add(again)
+                    return None
             if deaths < RETRIES_AFTER_DEATH:
                 # Several tasks may share a dying worker; only a repeat offender is charged.
                 again = self._submit(unit)
@@ -282,6 +309,7 @@ class DaskExecutor:
                 # Kill first, then cancel: a cancelled task frees its slot, and the scheduler
                 # could hand the doomed worker an innocent task in between.
                 args = (self.client, event["worker"], event["host"], event["pid"])
+                self._killed.add(event["worker"])
                 if event["host"] == socket.gethostname():
                     _kill_worker(*args)
                 else:  # a remote call may take seconds; other results keep coming

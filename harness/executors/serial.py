@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from harness.executors.base import SOLVER_THREADS
 from harness.executors.processes import ProcessExecutor
-from harness.runner import UnitResult, WorkUnit, run_unit
+from harness.runner import UnitResult, WorkUnit, contained_exits, run_unit
 
 
 class SerialExecutor:
@@ -14,7 +14,10 @@ class SerialExecutor:
 
     A unit with a timeout runs in one child process instead (one at a time, with
     the same solver threads, so its numbers are the same): only a process
-    boundary can stop a solver that hangs.
+    boundary can stop a solver that hangs. In this process, a solver's ``sys.exit()``
+    and ``os._exit()`` become ``error`` rows of its unit (:func:`contained_exits`),
+    like any exception; a crash below Python (segfault) is contained only by a
+    process boundary (``processes``, or a ``timeout_s``).
     """
 
     name = "serial"
@@ -36,7 +39,9 @@ class SerialExecutor:
                         self._child = ProcessExecutor(1, threads=self.threads)
                     yield from self._child.run([unit])
                 else:
-                    yield run_unit(unit)
+                    with contained_exits():
+                        result = run_unit(unit)
+                    yield result
         finally:
             torch.set_num_threads(saved)
 

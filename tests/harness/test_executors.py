@@ -7,6 +7,11 @@ costs seconds.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -288,3 +293,218 @@ def test_dask_local_cluster_isolates_a_crash_and_stops_a_hang(write_suite, fault
     assert [r["metric.param_error"] for r in rows["ok"]] == [
         r["metric.param_error"] for r in reference["ok"]
     ]
+
+
+HANG_BESIDE_HEALTHY = """
+[suite]
+name = "hang_beside_healthy"
+trials = 2
+seed = 3
+
+[[problems]]
+name = "single_neuron"
+d = 4
+n = [16, 20, 24, 28]
+
+[[initializers]]
+name = "gaussian"
+
+[[solvers]]
+name = "faulty"
+mode = ["hang", "ok"]
+
+[[solvers]]
+name = "altmin"
+max_iter = 10
+
+[metrics]
+names = ["param_error"]
+"""
+
+
+def test_dask_timeouts_never_cost_a_healthy_unit(write_suite, faulty, dask_executor):
+    # Killing the worker of a hung unit used to charge "worker process died" to a healthy
+    # unit the scheduler had just handed that worker (and a LocalCluster dropped workers
+    # whose restart took over 15 s, then waited forever). Two rounds: it was intermittent.
+    path = write_suite(HANG_BESIDE_HEALTHY)
+    healthy = [
+        u for u in units_of(path, [faulty]) if dict(u.cell.solver.params).get("mode") != "hang"
+    ]
+    reference = {
+        (r.unit.cell.cell_id, row["trial"]): row["metric.param_error"]
+        for r in map(run_unit, healthy)
+        for row in r.runs
+    }
+    for _ in range(2):
+        # Hung units first, healthy ones queued behind them: when a hung unit's worker is
+        # killed and its task cancelled, the scheduler hands the next one to that worker.
+        units = sorted(
+            units_of(path, [faulty], timeout_s=1.5),
+            key=lambda u: dict(u.cell.solver.params).get("mode") != "hang",
+        )
+        results: list = []
+        # A cluster that lost its workers for good used to leave the run waiting forever.
+        consume = threading.Thread(target=results.extend, args=(dask_executor.run(units),))
+        consume.start()
+        consume.join(timeout=180)
+        assert not consume.is_alive(), "the Dask run did not finish"
+        assert len(results) == len(units) == 12
+        for r in results:
+            hangs = dict(r.unit.cell.solver.params).get("mode") == "hang"
+            for row in r.runs:
+                if hangs:
+                    assert row["status"] == "timeout"
+                else:
+                    assert row["status"] == "ok", row["error"]
+                    key = (r.unit.cell.cell_id, row["trial"])
+                    assert row["metric.param_error"] == reference[key]
+
+
+SLOW_SUITE = """
+[suite]
+name = "cluster"
+trials = 2
+seed = 5
+
+[[problems]]
+name = "single_neuron"
+d = 4
+n = 16
+
+[[initializers]]
+name = "gaussian"
+
+[[solvers]]
+name = "slow"
+pause = 1.5
+steps = [1, 2, 3, 4, 5, 6]
+
+[metrics]
+names = ["param_error"]
+"""
+
+
+@pytest.fixture
+def real_cluster(tmp_path):
+    """A scheduler and a worker started as separate processes (``dask scheduler``,
+    ``dask worker``: two worker processes of one thread, under nannies), on 127.0.0.1."""
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    info = tmp_path / "scheduler.json"
+    common = ["--no-dashboard"]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--scheduler-file",
+                str(info),
+                *common,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists():
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.2)
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    "--scheduler-file",
+                    str(info),
+                    "--host",
+                    "127.0.0.1",
+                    "--nworkers",
+                    "2",
+                    "--nthreads",
+                    "1",
+                    *common,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        client = Client(scheduler_file=str(info), timeout=60)
+        client.wait_for_workers(2, timeout=120)
+        yield client
+        client.close()
+    finally:
+        for p in reversed(procs):
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def test_dask_against_separate_scheduler_and_worker_processes(real_cluster, tmp_path):
+    from harness.store import part_files
+
+    slow = Path(__file__).parents[1] / "fixture_plugins" / "slow_steps.py"
+    path = tmp_path / "cluster.toml"
+    path.write_text(SLOW_SUITE)
+    results = tmp_path / "r"
+    address = real_cluster.scheduler.address
+    args = [
+        "run",
+        str(path),
+        "--plugin",
+        str(slow),
+        "--results",
+        str(results),
+        "--executor",
+        "dask",
+        "--scheduler",
+        address,
+        "--no-progress",
+    ]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not part_files(results / "cluster" / "runs"):
+            assert run.poll() is None and time.monotonic() < deadline, run.stderr.read()
+            time.sleep(0.05)
+        # SIGKILL one worker process mid-run (its nanny starts a fresh one).
+        pids = real_cluster.run(os.getpid)
+        victim = sorted(pids)[0]
+        os.kill(pids[victim], signal.SIGKILL)
+        out, err = run.communicate(timeout=240)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode in (0, 1), err.decode()[-2000:]
+    runs = load_results(results / "cluster")
+    bad = runs[runs["status"] != "ok"]
+    # The killed worker held at most two units (one running, one queued): Dask reruns
+    # them on another worker, or they come back as error rows; nothing else is touched.
+    assert len(bad) <= 2 * 2 and set(bad["status"]) <= {"error"}
+    assert len(runs) == 6 * 2
+    again = execute(path, plugins=[str(slow)], results=results, executor="dask", scheduler=address)
+    assert again.trials_run == len(bad) and again.exit_code == 0
+    final = load_results(results / "cluster")
+    assert len(final) == 12 and (final["status"] == "ok").all()
+    serial = execute(path, plugins=[str(slow)], results=tmp_path / "s", executor="serial")
+    key = ["cell_id", "trial"]
+    a = load_results(serial.results_dir).sort_values(key).reset_index(drop=True)
+    b = final.sort_values(key).reset_index(drop=True)
+    assert a[key].equals(b[key])
+    assert (
+        a["metric.param_error"].to_numpy().tobytes() == b["metric.param_error"].to_numpy().tobytes()
+    )

@@ -8,8 +8,11 @@ numbers as a run that was never interrupted.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,8 +23,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from harness.run import execute
-from harness.store import STALE_TEMPORARY_S, Store, load_results, part_files
+from harness.run import execute, prepare
+from harness.store import STALE_TEMPORARY_S, Lease, Leases, Store, load_results, part_files
 
 SLOW_PLUGIN = '''
 """Test plugin: a few gradient steps after a pause, so a run can be killed mid-way."""
@@ -290,3 +293,83 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_results_folder_deleted_mid_run_is_reported_and_fails_the_run(setup):
+    plugin, suite, tmp = setup
+    path, results = suite(0.4), tmp / "r"
+    folder = results / "killme"
+    proc = cli(run_args(path, plugin, results) + ["--executor", "serial"])
+    try:
+        wait_for(lambda: len(part_files(folder / "runs")) >= 2, proc=proc)
+        shutil.rmtree(folder)  # two units' rows are gone; the run goes on
+        out, err = proc.communicate(timeout=120)
+    finally:
+        kill_group(proc)
+    text = out.decode() + err.decode()
+    assert proc.returncode == 1, text
+    lost = [line for line in text.splitlines() if line.startswith("rows lost: ")]
+    stored = load_results(folder)
+    assert 2 <= len(lost) < CELLS and len(stored) == TRIALS * (CELLS - len(lost))
+    assert all(f"of {TRIALS} trials run by" in line for line in lost)
+    # The lost cells are the ones missing from the store, and a rerun completes them.
+    lost_cells = {line.split()[3] for line in lost}
+    assert lost_cells.isdisjoint(set(stored["cell_id"]))
+    report = rerun(path, plugin, results)
+    assert report.trials_run == TRIALS * len(lost) and report.exit_code == 0
+
+
+def test_two_concurrent_runs_compute_each_trial_once(setup, reference):
+    plugin, suite, tmp = setup
+    path, results = suite(0.3), tmp / "r"
+    folder = results / "killme"
+    args = run_args(path, plugin, results) + ["--executor", "processes", "--workers", "1"]
+    procs = [cli(args), cli(args)]
+    try:
+        outs = [p.communicate(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            kill_group(p)
+    text = [o.decode() + e.decode() for o, e in outs]
+    assert [p.returncode for p in procs] == [0, 0], [t[-2000:] for t in text]
+    raw = load_results(folder, dedupe=False)
+    assert len(raw) == CELLS * TRIALS  # nothing computed twice
+    assert not raw.duplicated(["cell_id", "trial"]).any()
+    ran = [int(t.split("ran ")[1].split()[0]) for t in text]
+    assert sum(ran) == CELLS * TRIALS
+    # The run that waited says so, and every lease is gone.
+    assert any("computed by another run on this folder" in t for t in text)
+    assert list((folder / ".leases").glob("*.json")) == []
+    final_table_is_complete(folder, reference)
+
+
+def test_a_crashed_runs_leases_are_taken_over(setup):
+    plugin, suite, tmp = setup
+    path, results = suite(0.0), tmp / "r"
+    _, s, cells, _ = prepare(path, plugins=[str(plugin)])
+    folder = results / "killme"
+    # A lease of a run whose process is gone (this host), and one that expired elsewhere.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = Leases(folder, "crashed-run")
+    gone.acquire(cells[0].cell_id)
+    lease_file = folder / ".leases" / f"{cells[0].cell_id}.json"
+    data = json.loads(lease_file.read_text())
+    lease_file.write_text(json.dumps({**data, "pid": dead.pid}))
+    leases = folder / ".leases"
+    (leases / f"{cells[1].cell_id}.json").write_text(
+        json.dumps({"run_id": "remote-run", "host": "elsewhere", "pid": 1})
+    )
+    (leases / "run-remote-run.json").write_text(json.dumps({"expires": time.time() - 1}))
+    report = rerun(path, plugin, results)
+    assert report.trials_run == CELLS * TRIALS and report.trials_waited == 0
+    assert report.exit_code == 0 and not report.missing
+    # A live lease of another run is respected: that run's cell is not taken.
+    mine, theirs = Leases(folder, "a"), Leases(folder, "b")
+    assert mine.acquire("x") is None
+    held = theirs.acquire("x")
+    assert held is not None and held.run_id == "a" and theirs.alive(held)
+    mine.release("x")
+    assert theirs.acquire("x") is None  # released: free to take
+    mine.release_all()  # the run ended: its heartbeat is gone, so are its leases' lives
+    assert not theirs.alive(Lease("y", "a", socket.gethostname(), os.getpid()))

@@ -272,3 +272,59 @@ def test_per_cell_claim_is_judged_inside_each_cell_item(project):
     assert "FAILED toy.toml::toy::toy_lsq[toy_line n=2, toy_zero]" in text
     assert "failed max(toy_error) < 1e-8  [solver=toy_lsq problem.n=2]  measured" in text
     assert "expect[1]" not in text
+
+
+FAULTY_PLUGIN = Path(__file__).parents[1] / "fixture_plugins" / "faulty.py"
+
+MISBEHAVING = """
+[suite]
+name = "misbehaving"
+trials = 2
+seed = 3
+timeout_s = 2.0
+
+[[problems]]
+name = "single_neuron"
+d = 4
+n = 16
+
+[[initializers]]
+name = "gaussian"
+
+[[solvers]]
+name = "faulty"
+mode = ["hang", "sys_exit", "exit0", "bad_shape", "ok"]
+
+[metrics]
+names = ["param_error"]
+"""
+
+
+def test_pytest_honours_timeout_s_and_contains_exits_and_bad_results(pytester):
+    # With timeout_s, a hanging cell is stopped (in the serial executor's child process).
+    timed = MISBEHAVING.replace('"sys_exit", "exit0", "bad_shape", ', "")
+    pytester.makefile(".toml", misbehaving=timed)
+    # Without, cells run in the pytest process: exits and bad results must not end it.
+    in_process = MISBEHAVING.replace("timeout_s = 2.0", "").replace('"hang", ', "")
+    pytester.makefile(".toml", in_process=in_process.replace("misbehaving", "in_process"))
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:xdist",
+        f"--relubench-plugin={FAULTY_PLUGIN}",
+        timeout=240,
+    )
+    # One passed cell (ok) per suite, every misbehaving cell a failed test: the session ends.
+    result.assert_outcomes(passed=2, failed=1 + 3)
+    hung = load_results(pytester.path / "results" / "misbehaving")
+    assert set(hung[hung["solver.mode"] == "hang"]["status"]) == {"timeout"}
+    assert set(hung[hung["solver.mode"] == "ok"]["status"]) == {"ok"}
+    runs = load_results(pytester.path / "results" / "in_process")
+    by_mode = {m: g for m, g in runs.groupby("solver.mode")}
+    assert set(by_mode["ok"]["status"]) == {"ok"}
+    for mode in ("sys_exit", "exit0", "bad_shape"):
+        assert set(by_mode[mode]["status"]) == {"error"}, mode
+    assert by_mode["sys_exit"]["error"].str.startswith("ExitCalled: sys.exit(3) was called").all()
+    assert by_mode["exit0"]["error"].str.startswith("ExitCalled: os._exit(0) was called").all()
+    assert by_mode["bad_shape"]["error"].str.contains(r"returned weights\['W'\] of shape").all()

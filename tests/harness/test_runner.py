@@ -11,6 +11,8 @@ all trials vs. one unit per trial).
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +27,7 @@ from plugins.jagatap_hegde.altmin import AltMin, AltMinParams
 from plugins.jagatap_hegde.neuron_lapack import altmin_lstsq_reference
 
 F64 = torch.float64
+FIXTURE_PLUGINS = Path(__file__).parents[1] / "fixture_plugins"
 
 
 def gens(seeds) -> list[torch.Generator]:
@@ -420,3 +423,106 @@ def test_unit_blas_pools_follow_torch_threads():
     after = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
     assert inside and set(inside) == {1}
     assert after == before
+
+
+# ------------------------------------------------------------- faults inside a unit
+
+FAULTY_SUITE = """
+[suite]
+name = "faulty_unit"
+trials = {trials}
+seed = 3
+
+[[problems]]
+name = "one_hidden"
+d = 10
+k = 3
+n = 30
+
+[[initializers]]
+name = "gaussian"
+
+[[solvers]]
+name = "faulty"
+mode = {modes}
+
+[metrics]
+names = ["param_error", "train_loss"]
+"""
+
+
+def faulty_units(tmp_path, modes: str, trials: int = 4) -> dict:
+    """One unit per mode of the faulty test plugin, keyed by mode."""
+    from harness.run import plan_units, plugin_paths, prepare
+
+    path = tmp_path / "faulty.toml"
+    path.write_text(FAULTY_SUITE.format(modes=modes, trials=trials))
+    plugins = plugin_paths([str(FIXTURE_PLUGINS / "faulty.py")])
+    _, suite, cells, _ = prepare(path, plugins=plugins)
+    units = plan_units(suite, cells, set(), run_id="t", plugins=plugins)
+    return {dict(u.cell.solver.params)["mode"]: u for u in units}
+
+
+def test_a_malformed_solver_result_becomes_error_rows_that_say_what_was_wrong(tmp_path):
+    from harness.runner import run_unit
+
+    units = faulty_units(tmp_path, '["dict", "bad_shape", "ok"]')
+    rows = {mode: run_unit(unit).runs for mode, unit in units.items()}
+    assert [r["status"] for r in rows["ok"]] == ["ok"] * 4
+    for r in rows["dict"]:
+        assert r["status"] == "error"
+        assert (
+            r["error"]
+            == "solver faulty returned dict, expected a SolveResult (weights, iterations)"
+        )
+    for r in rows["bad_shape"]:
+        assert r["status"] == "error"
+        # W of one_hidden is (B, d, k) = (4, 10, 3); the solver returned (3, 3)
+        assert r["error"] == (
+            "solver faulty returned weights['W'] of shape (3, 3), expected "
+            "(B, *param_shape) = (4, 10, 3)"
+        )
+    # A malformed result is the solver's bug, not one trial's: the batch is not split.
+    assert not any(r["isolated"] for r in rows["dict"] + rows["bad_shape"])
+
+
+def test_one_failing_trial_is_isolated_and_the_others_match_an_uninterrupted_batch(tmp_path):
+    from harness.runner import run_unit
+
+    units = faulty_units(tmp_path, '["poison", "ok"]', trials=12)
+    poisoned = run_unit(units["poison"]).runs
+    clean = run_unit(units["ok"]).runs  # same data and seeds: the seeds skip the solver
+    # Which trials poison their batch: run each alone.
+    alone = [run_unit(replace(units["poison"], trials=(t,))).runs[0] for t in range(12)]
+    bad = [r["trial"] for r in alone if r["status"] == "error"]
+    assert 0 < len(bad) < 6, "the test needs a few poisoned trials among healthy ones"
+    assert [r["trial"] for r in poisoned if r["status"] == "error"] == bad
+    for p, c in zip(poisoned, clean):
+        assert p["isolated"] is True  # the batch failed and was split
+        if p["trial"] in bad:
+            assert p["error"].startswith("ValueError: poisoned trial in the batch")
+            assert f"isolated: trial {p['trial']} fails on its own" in p["error"]
+        else:
+            assert p["status"] == "ok" and p["error"] is None
+            assert p["metric.param_error"] == c["metric.param_error"]
+            assert p["metric.train_loss"] == c["metric.train_loss"]
+    assert not any(r["isolated"] for r in clean)
+
+
+def test_sys_exit_and_os_exit_in_a_solver_become_error_rows_in_process(tmp_path):
+    from harness.executors import SerialExecutor
+
+    units = faulty_units(tmp_path, '["sys_exit", "exit0", "ok"]')
+    ex = SerialExecutor()
+    try:
+        results = {dict(r.unit.cell.solver.params)["mode"]: r.runs for r in ex.run(units.values())}
+    finally:
+        ex.close()
+    assert [r["status"] for r in results["ok"]] == ["ok"] * 4
+    assert {r["status"] for r in results["sys_exit"]} == {"error"}
+    assert results["sys_exit"][0]["error"].startswith("ExitCalled: sys.exit(3) was called")
+    assert {r["status"] for r in results["exit0"]} == {"error"}
+    assert results["exit0"][0]["error"].startswith("ExitCalled: os._exit(0) was called")
+    import os
+
+    assert os._exit.__module__ == "posix"  # the guard is lifted after the units
