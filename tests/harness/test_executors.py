@@ -339,7 +339,7 @@ def test_dask_timeouts_never_cost_a_healthy_unit(write_suite, faulty, dask_execu
         # Hung units first, healthy ones queued behind them: when a hung unit's worker is
         # killed and its task cancelled, the scheduler hands the next one to that worker.
         units = sorted(
-            units_of(path, [faulty], timeout_s=1.5),
+            units_of(path, [faulty], timeout_s=6.0),  # ample for a healthy unit under load
             key=lambda u: dict(u.cell.solver.params).get("mode") != "hang",
         )
         results: list = []
