@@ -236,6 +236,8 @@ class _Validator:
                 )
             call = _paired_call(node, name)
             self.paired_calls.append(call)
+            if call.trace is not None:
+                self.trace_calls.append(call.trace)
             self.columns.add(call.metric)
             return
         if name is None or name not in AGGREGATES:
@@ -302,22 +304,29 @@ class PairedCall:
 
     function: str
     metric: str
+    """A metric's bare name, or the text of a trace value (``first_below(train_loss, 1e-10)``)."""
     better: str
     worse: str
+    trace: TraceCall | None = None
+    """The trace value compared, when ``metric`` is one."""
 
 
 def _paired_call(node: ast.Call, name: str) -> PairedCall:
-    """Validate ``paired_p(metric, 'A', 'B')`` and its kin: a bare name and two strings."""
+    """Validate ``paired_p(metric, 'A', 'B')`` and its kin: a bare name (or a trace value)
+    and two strings."""
     usage = f"{name}(metric, 'solver A', 'solver B')"
     if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
         raise _Rejected(f"{name}() takes plain arguments: {usage}")
     if len(node.args) != 3:
         raise _Rejected(f"wrong number of arguments; use {usage}")
     metric, *solvers = node.args
-    if not isinstance(metric, ast.Name) or "__" in metric.id or metric.id in AGGREGATES:
+    trace = None
+    if isinstance(metric, ast.Call) and _column_of(metric.func) in TRACE_FUNCTIONS:
+        trace = _trace_call(metric, _column_of(metric.func) or "")
+    elif not isinstance(metric, ast.Name) or "__" in metric.id or metric.id in AGGREGATES:
         raise _Rejected(
-            f"{name}() compares a metric named by a bare name (success, rel_error, time_s), "
-            f"not {ast.unparse(metric)!r}"
+            f"{name}() compares a metric named by a bare name (success, rel_error, time_s) "
+            f"or a trace value (first_below(train_loss, 1e-10)), not {ast.unparse(metric)!r}"
         )
     names = []
     for arg in solvers:
@@ -328,7 +337,8 @@ def _paired_call(node: ast.Call, name: str) -> PairedCall:
         names.append(arg.value)
     if names[0] == names[1]:
         raise _Rejected(f"{name}() compares two different solvers, not {names[0]!r} with itself")
-    return PairedCall(name, metric.id, names[0], names[1])
+    label = trace.text if trace is not None else metric.id  # type: ignore[union-attr]
+    return PairedCall(name, label, names[0], names[1], trace)
 
 
 def _number(node: ast.AST) -> float | None:
@@ -817,9 +827,22 @@ def _paired(node: ast.Call, scope: _Scope) -> float:
 
     name = _column_of(node.func) or ""
     call = _paired_call(node, name)
+    frame, declared, directions = scope.frame, _declarations(), None
+    if call.trace is not None:  # a trace value: a per-trial column of its own
+        if call.metric not in frame.columns:
+            raise _EvalError(f"{call.metric} needs the suite's traces table (none was given)")
+        frame = frame.assign(**{f"metric.{call.metric}": frame[call.metric]})
+        higher = declared is not None and declared.direction(call.trace.metric) == "higher"
+        same_way = call.trace.function == "at" or (call.trace.function == "auc" and higher)
+        directions = {call.metric: "max" if same_way and higher else "min"}
     try:
         test = paired_claim(
-            scope.frame, call.metric, call.better, call.worse, declarations=_declarations()
+            frame,
+            call.metric,
+            call.better,
+            call.worse,
+            directions=directions,
+            declarations=declared,
         )
     except InputError as exc:
         raise _EvalError(str(exc).replace("paired claim: method", f"{name}():")) from None

@@ -568,3 +568,27 @@ def test_a_misspelt_solver_in_a_paired_claim_fails_at_load_with_exit_2(write_sui
     metric = write_suite(PAIRED_SUITE.format(other="gd").replace("param_error,", "param_eror,"))
     with pytest.raises(InputError, match="no column 'param_eror'.*did you mean 'param_error'"):
         load_suite(metric, get_registry())
+
+
+def test_a_paired_claim_on_a_trace_value(traced):
+    """'fast' reaches 0.05 at iteration 20 in both trials, 'slow' never (inf): 2 wins of 2,
+    Wilcoxon on first_below (fewer iterations is better); at(...) follows the metric."""
+    runs, traces = traced
+    runs = runs.assign(problem="p", initializer="i", seed=runs["trial"])
+    (o,) = check("paired_wins(first_below(train_loss, 0.05), 'fast', 'slow') == 2", runs)
+    assert not o.held and "traces" in o.message  # judged without the traces table
+    (e,) = parse_expectations(
+        [{"check": "paired_wins(first_below(train_loss, 0.05), 'fast', 'slow') == 2"}], "s"
+    )
+    assert e.needs_traces
+    (o,) = e.evaluate(runs, traces)
+    assert o.held
+    (e,) = parse_expectations(
+        [{"check": "paired_p(at(train_loss, 40), 'fast', 'slow') < 0.3"}], "s"
+    )
+    (o,) = e.evaluate(runs, traces)
+    assert o.held and o.value == pytest.approx(0.25)  # exact Wilcoxon, n = 2, one-sided
+    (e,) = parse_expectations(
+        [{"check": "paired_p(at(train_loss, 40), 'slow', 'fast') < 0.3"}], "s"
+    )
+    assert not e.evaluate(runs, traces)[0].held
