@@ -30,6 +30,14 @@ suite is loaded; nothing is ever passed to ``eval``. Allowed:
   trace value is a per-trial value like a column: aggregate it in ``check``
   (``median(first_below(rel_error_sq, 1e-4)) <= 100``) or filter on it.
 
+* paired tests in ``check`` (one-sided: solver A beats solver B on a metric, trials
+  paired by point and seed; :func:`harness.analysis.claims.paired_claim`):
+  ``paired_p(m, 'A', 'B')`` the p-value (exact McNemar for success, Wilcoxon
+  signed-rank otherwise), ``paired_wins`` / ``paired_losses`` the paired trials A
+  wins / loses, ``paired_effect`` A against B (difference of success rates, median
+  paired difference or ratio). ``m`` is a bare metric name or a trace value; A and B
+  are string literals naming solvers of the suite (:func:`check_solvers`).
+
 ``where`` is evaluated row by row (vectorised with pandas) and may not
 aggregate. ``check`` is evaluated once per group; outside an aggregate it may
 only read a column that is constant in the group (a ``by`` column, say).
