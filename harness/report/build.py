@@ -390,14 +390,18 @@ def _compare_section(
     for t in folder_tables(analysis):
         if t.title == "figures" or (len(analysis.methods) < 2 and "rank" in t.title):
             continue
-        doc.h(2, t.title[:1].upper() + t.title[1:])
+        doc.h(2, t.title)
         if t.rows:
             doc.table(t.columns, t.rows)
         for note in t.notes:
             doc.p(note)
     for path in map(Path, analysis.figures):
-        kind = path.stem.split("-")[0]
-        title = path.stem.replace("-", " ")
+        kind, _, rest = path.stem.partition("-")
+        title = {
+            "cd": f"Critical difference: {rest}",
+            "performance": "Performance profiles",
+            "ecdf": f"Runtime-to-target ECDF: {rest.replace('-', ' against ')}",
+        }[kind]
         rel = f"figures/{fig_dir.name}"
         doc.image(title, f"{rel}/{path.name}", f"{rel}/{path.stem}.svg", FIGURE_CAPTIONS[kind])
 

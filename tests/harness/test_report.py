@@ -547,14 +547,14 @@ def test_report_shows_the_comparison_of_methods_and_leaves_out_tuning_rows(
     html = (out / "index.html").read_text()
     for text in (
         "# Comparison of methods",
-        "Average rank of success",
-        "Paired tests per pair of methods",
-        "Performance profiles",
-        "Expected running time (ERT, iteration) to reach train_loss targets",
+        "average rank of success",
+        "paired tests per pair of methods",
+        "performance profiles",
+        "expected running time (ERT, iteration) to reach train_loss targets",
         f"{len(tune)} tuning trials (split = tune) are left out",
     ):
         assert text in summary, text
-    assert "<h3>Paired tests per pair of methods" in html
+    assert "<h3>paired tests per pair of methods" in html
     compared = sorted(p.name for p in (out / "figures" / "compare").iterdir())
     for stem in ("cd-success", "performance-profiles", "ecdf-train_loss-iteration"):
         assert f"{stem}.png" in compared and f"{stem}.svg" in compared
@@ -575,4 +575,4 @@ def test_report_of_a_single_solver_has_no_pairs(tmp_path: Path) -> None:
     runs[runs["solver"] == "altmin"].to_parquet(folder / "runs" / "part-0000.parquet")
     summary = (build_report(folder, n_boot=10) / "summary.md").read_text()
     assert "One method only (altmin): nothing to rank or pair" in summary
-    assert "Average rank" not in summary and "| altmin | ok |" in summary
+    assert "average rank" not in summary and "| altmin | ok |" in summary
