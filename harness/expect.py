@@ -30,6 +30,14 @@ suite is loaded; nothing is ever passed to ``eval``. Allowed:
   trace value is a per-trial value like a column: aggregate it in ``check``
   (``median(first_below(rel_error_sq, 1e-4)) <= 100``) or filter on it.
 
+* paired tests in ``check`` (one-sided: solver A beats solver B on a metric, trials
+  paired by point and seed; :func:`harness.analysis.claims.paired_claim`):
+  ``paired_p(m, 'A', 'B')`` the p-value (exact McNemar for success, Wilcoxon
+  signed-rank otherwise), ``paired_wins`` / ``paired_losses`` the paired trials A
+  wins / loses, ``paired_effect`` A against B (difference of success rates, median
+  paired difference or ratio). ``m`` is a bare metric name or a trace value; A and B
+  are string literals naming solvers of the suite (:func:`check_solvers`).
+
 ``where`` is evaluated row by row (vectorised with pandas) and may not
 aggregate. ``check`` is evaluated once per group; outside an aggregate it may
 only read a column that is constant in the group (a ``by`` column, say).
@@ -65,6 +73,13 @@ AGGREGATES: dict[str, tuple[int, int]] = {
     "quantile": (2, 2),
     "count": (0, 1),
 }
+PAIRED_FUNCTIONS: dict[str, str] = {
+    # name -> what it measures of the one-sided paired test "A beats B on metric"
+    "paired_p": "p-value",
+    "paired_wins": "trials A wins",
+    "paired_losses": "trials A loses",
+    "paired_effect": "effect of A against B",
+}
 TRACE_FUNCTIONS: dict[str, tuple[int, int]] = {
     # name -> (min args, max args): (metric, number[, axis])
     "at": (2, 3),
@@ -83,7 +98,8 @@ ALLOWED_TEXT = (
     "in/not in a literal list), and/or/not, and the aggregates mean(x), median(x), "
     "min(x), max(x), quantile(x, q), count(), and the trace values at(m, x), "
     "first_below(m, level), first_above(m, level), auc(m, x) (optional third argument: the "
-    "axis, e.g. weights_updated)"
+    "axis, e.g. weights_updated), and the paired tests paired_p(metric, 'A', 'B'), "
+    "paired_wins(...), paired_losses(...), paired_effect(...) (solver names in quotes)"
 )
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
@@ -148,6 +164,7 @@ class _Validator:
         self.aggregates_allowed = aggregates_allowed
         self.columns: set[str] = set()
         self.trace_calls: list[TraceCall] = []
+        self.paired_calls: list[PairedCall] = []
 
     def visit(self, node: ast.AST, *, in_aggregate: bool = False) -> None:
         if isinstance(node, ast.BoolOp):
@@ -218,12 +235,24 @@ class _Validator:
             self.trace_calls.append(call)
             self.columns.add(call.text)
             return
+        functions = [*AGGREGATES, *TRACE_FUNCTIONS, *PAIRED_FUNCTIONS]
+        if name in PAIRED_FUNCTIONS:
+            if not self.aggregates_allowed or in_aggregate:
+                where = "inside an aggregate" if in_aggregate else "in `where`"
+                raise _Rejected(
+                    f"{name}() compares whole groups; it belongs in `check`, not {where}"
+                )
+            call = _paired_call(node, name)
+            self.paired_calls.append(call)
+            if call.trace is not None:
+                self.trace_calls.append(call.trace)
+            self.columns.add(call.metric)
+            return
         if name is None or name not in AGGREGATES:
             shown = name if name is not None else ast.unparse(node.func)
             raise _Rejected(
                 f"calls to {shown!r} are not allowed"
-                f"{did_you_mean(shown, [*AGGREGATES, *TRACE_FUNCTIONS])}; the only functions are "
-                + ", ".join([*AGGREGATES, *TRACE_FUNCTIONS])
+                f"{did_you_mean(shown, functions)}; the only functions are " + ", ".join(functions)
             )
         if not self.aggregates_allowed:
             raise _Rejected(
@@ -273,6 +302,51 @@ class TraceCall:
         """The call as written (normalised by :func:`ast.unparse`): its column name."""
         axis = "" if self.axis == "iteration" else f", {self.axis}"
         return f"{self.function}({self.metric}, {self.number!r}{axis})"
+
+
+@dataclass(frozen=True)
+class PairedCall:
+    """One paired test of an expression, e.g. ``paired_p(success, 'altmin', 'gd')``: the
+    one-sided paired test that ``better`` beats ``worse`` on ``metric`` over the group's
+    rows (:func:`harness.analysis.claims.paired_claim`)."""
+
+    function: str
+    metric: str
+    """A metric's bare name, or the text of a trace value (``first_below(train_loss, 1e-10)``)."""
+    better: str
+    worse: str
+    trace: TraceCall | None = None
+    """The trace value compared, when ``metric`` is one."""
+
+
+def _paired_call(node: ast.Call, name: str) -> PairedCall:
+    """Validate ``paired_p(metric, 'A', 'B')`` and its kin: a bare name (or a trace value)
+    and two strings."""
+    usage = f"{name}(metric, 'solver A', 'solver B')"
+    if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        raise _Rejected(f"{name}() takes plain arguments: {usage}")
+    if len(node.args) != 3:
+        raise _Rejected(f"wrong number of arguments; use {usage}")
+    metric, *solvers = node.args
+    trace = None
+    if isinstance(metric, ast.Call) and _column_of(metric.func) in TRACE_FUNCTIONS:
+        trace = _trace_call(metric, _column_of(metric.func) or "")
+    elif not isinstance(metric, ast.Name) or "__" in metric.id or metric.id in AGGREGATES:
+        raise _Rejected(
+            f"{name}() compares a metric named by a bare name (success, rel_error, time_s) "
+            f"or a trace value (first_below(train_loss, 1e-10)), not {ast.unparse(metric)!r}"
+        )
+    names = []
+    for arg in solvers:
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value):
+            raise _Rejected(
+                f"{name}() names the two solvers as strings ({usage}), not {ast.unparse(arg)!r}"
+            )
+        names.append(arg.value)
+    if names[0] == names[1]:
+        raise _Rejected(f"{name}() compares two different solvers, not {names[0]!r} with itself")
+    label = trace.text if trace is not None else metric.id  # type: ignore[union-attr]
+    return PairedCall(name, label, names[0], names[1], trace)
 
 
 def _number(node: ast.AST) -> float | None:
@@ -400,7 +474,7 @@ def _describe_node(node: ast.AST) -> str:
 
 def _compile(
     text: Any, *, source: str, key: str, aggregates_allowed: bool, must_be_boolean: bool
-) -> tuple[ast.expr, frozenset[str], tuple[TraceCall, ...]]:
+) -> tuple[ast.expr, frozenset[str], tuple[TraceCall, ...], tuple[PairedCall, ...]]:
     """Parse and validate one expression; errors name the file and key."""
 
     def fail(why: str) -> InputError:
@@ -434,7 +508,8 @@ def _compile(
             f"{source}: {key}: must be a condition (a comparison such as "
             f"mean(success) >= 0.95), not {text!r}"
         )
-    return body, frozenset(validator.columns), tuple(validator.trace_calls)
+    columns = frozenset(validator.columns)
+    return body, columns, tuple(validator.trace_calls), tuple(validator.paired_calls)
 
 
 def _string_list(value: Any, *, source: str, key: str) -> tuple[str, ...]:
@@ -472,7 +547,7 @@ def parse_expectations(entries: Iterable[Mapping[str, Any]], source: str) -> lis
             raise InputError(
                 f'{source}: {key}.check: missing (e.g. check = "mean(success) >= 0.9")'
             )
-        check_tree, check_cols, check_traces = _compile(
+        check_tree, check_cols, check_traces, paired = _compile(
             entry["check"],
             source=source,
             key=f"{key}.check",
@@ -484,7 +559,7 @@ def parse_expectations(entries: Iterable[Mapping[str, Any]], source: str) -> lis
         where_cols: frozenset[str] = frozenset()
         where_traces: tuple[TraceCall, ...] = ()
         if where is not None:
-            where_tree, where_cols, where_traces = _compile(
+            where_tree, where_cols, where_traces, _ = _compile(
                 where,
                 source=source,
                 key=f"{key}.where",
@@ -519,6 +594,7 @@ def parse_expectations(entries: Iterable[Mapping[str, Any]], source: str) -> lis
                 columns=frozenset(check_cols | where_cols | set(by)),
                 origin=origin,
                 trace_calls=tuple(dict.fromkeys(where_traces + check_traces)),
+                paired_calls=tuple(dict.fromkeys(paired)),
             )
         )
     return out
@@ -548,6 +624,22 @@ def check_columns(expectations: Iterable[Expectation], columns: Iterable[str], s
                     f"{source}: {e.key}.{key}: no column {name!r} in this suite's results"
                     f"{hint} (metrics: {metrics}; parameters are problem.NAME, "
                     "initializer.NAME, solver.NAME; see 'relubench show suite FILE')"
+                )
+
+
+def check_solvers(expectations: Iterable[Expectation], solvers: Iterable[str], source: str) -> None:
+    """Every solver a paired test names (``paired_p(success, 'altmin', 'gd')``) must be a
+    solver of the suite (or a method label ``name[param=value]`` of one). Raises
+    :class:`InputError` naming the key and the closest solver, so a typo fails at load."""
+    names = sorted(set(solvers))
+    for e in expectations:
+        for call in e.paired_calls:
+            for solver in (call.better, call.worse):
+                if solver.split("[", 1)[0] in names:
+                    continue
+                raise InputError(
+                    f"{source}: {e.key}.check: {call.function}(): no solver {solver!r} in this "
+                    f"suite{did_you_mean(solver, names)} (solvers: {', '.join(names) or 'none'})"
                 )
 
 
@@ -736,10 +828,69 @@ def _boolean(series: pd.Series, label: str) -> pd.Series:
     raise _EvalError(f"{label} is not a condition (its values are not True/False)")
 
 
+def _paired(node: ast.Call, scope: _Scope) -> float:
+    """``paired_p(m, 'A', 'B')`` and kin on the group's rows: the one-sided paired test that
+    A beats B on ``m`` (direction as the metric declares it), pairs by (point, seed)."""
+    from harness.analysis.claims import paired_claim
+
+    name = _column_of(node.func) or ""
+    call = _paired_call(node, name)
+    frame, declared, directions = scope.frame, _declarations(), None
+    if call.trace is not None:  # a trace value: a per-trial column of its own
+        if call.metric not in frame.columns:
+            raise _EvalError(f"{call.metric} needs the suite's traces table (none was given)")
+        frame = frame.assign(**{f"metric.{call.metric}": frame[call.metric]})
+        higher = declared is not None and declared.direction(call.trace.metric) == "higher"
+        same_way = call.trace.function == "at" or (call.trace.function == "auc" and higher)
+        directions = {call.metric: "max" if same_way and higher else "min"}
+    try:
+        test = paired_claim(
+            frame,
+            call.metric,
+            call.better,
+            call.worse,
+            directions=directions,
+            declarations=declared,
+        )
+    except InputError as exc:
+        raise _EvalError(str(exc).replace("paired claim: method", f"{name}():")) from None
+    except KeyError as exc:
+        raise _EvalError(f"{name}() needs the column {exc} in the results") from None
+    if test.n == 0:
+        raise _EvalError(
+            f"{name}(): {call.better} and {call.worse} share no trial (same point and seed) "
+            "in these rows"
+        )
+    scope.measured[f"wins/ties/losses of {call.better} vs {call.worse} ({call.metric})"] = (
+        f"{test.wins}/{test.ties}/{test.losses}"
+    )
+    value = {
+        "paired_p": test.p,
+        "paired_wins": float(test.wins),
+        "paired_losses": float(test.losses),
+        "paired_effect": test.estimate,
+    }[name]
+    scope.measured[ast.unparse(node)] = value
+    return value
+
+
+def _declarations() -> Any:
+    """What the installed metrics declare (direction, role), for the paired tests; None
+    when the plugins cannot be loaded (then ``success`` is maximised, others minimised)."""
+    from harness.declarations import live
+
+    try:
+        return live()
+    except Exception:  # noqa: BLE001 - a broken plugin leaves the defaults
+        return None
+
+
 def _aggregate(node: ast.Call, scope: _Scope) -> Any:
     name = _column_of(node.func)
     text = ast.unparse(node)
     frame = scope.frame
+    if name in PAIRED_FUNCTIONS:
+        return _paired(node, scope)
     if name == "count":
         if not node.args:
             value: Any = len(frame)
@@ -795,6 +946,8 @@ class Expectation:
     """``paper`` (the paper states the claim) or ``addition`` (ours, beyond the paper)."""
     trace_calls: tuple[TraceCall, ...] = ()
     """The trace values the expressions read (:func:`trace_values`); empty: no traces needed."""
+    paired_calls: tuple[PairedCall, ...] = ()
+    """The paired tests ``check`` computes (``paired_p(success, 'altmin', 'gd')``)."""
     _check_tree: ast.expr | None = field(default=None, repr=False, compare=False)
     _where_tree: ast.expr | None = field(default=None, repr=False, compare=False)
 

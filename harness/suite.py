@@ -34,7 +34,7 @@ from harness.expand import (
     expand,
     make_params,
 )
-from harness.expect import Expectation, check_columns, parse_expectations
+from harness.expect import Expectation, check_columns, check_solvers, parse_expectations
 from harness.plugins import Registry
 from harness.rows import METRIC_PREFIX, empty_runs_columns
 
@@ -451,6 +451,7 @@ def _validate(
     # Parsed once, here: a bad expression fails before anything runs.
     expectations = parse_expectations(doc.get("expect", []), src)
     check_columns(expectations, result_columns(entries, metric_specs), src)
+    check_solvers(expectations, [e.name for e in entries["solvers"]], src)
     return Suite(
         path=path,
         name=name,

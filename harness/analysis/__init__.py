@@ -18,7 +18,13 @@ See docs/statistics.md for the methods and what a reader may conclude.
 """
 
 from harness.analysis.claims import paired_claim
-from harness.analysis.compare import FolderAnalysis, analyze_folder, analyze_runs, write_figures
+from harness.analysis.compare import (
+    FolderAnalysis,
+    analyze_folder,
+    analyze_rows,
+    analyze_runs,
+    write_figures,
+)
 from harness.analysis.data import default_directions, metric_info
 from harness.analysis.paired import holm, mcnemar_exact, paired_test, wilcoxon_paired
 from harness.analysis.regression import FailSpec, RegressionReport, compare_runs, parse_fail_on
@@ -28,6 +34,7 @@ __all__ = [
     "FolderAnalysis",
     "RegressionReport",
     "analyze_folder",
+    "analyze_rows",
     "analyze_runs",
     "compare_runs",
     "default_directions",

@@ -175,7 +175,7 @@ def anytime(
     return Anytime(metric, budget, list(targets), ecdf(hits), ert(hits), missing)
 
 
-def plot_ecdf(result: Anytime, path: str | Path) -> Path:
+def plot_ecdf(result: Anytime, path: str | Path, *, svg: bool = False) -> Path:
     """The runtime-to-target ECDF of each method as a PNG (log budget axis where positive)."""
     import matplotlib
 
@@ -197,5 +197,7 @@ def plot_ecdf(result: Anytime, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
+    if svg:
+        fig.savefig(Path(path).with_suffix(".svg"), bbox_inches="tight")
     plt.close(fig)
     return path

@@ -16,6 +16,7 @@ import pandas as pd
 from harness.analysis.data import annotate, metric_info, scored
 from harness.analysis.paired import PairedTest, mcnemar_exact, wilcoxon_paired
 from harness.analysis.pairwise import resolve_method
+from harness.declarations import Declarations
 
 
 def paired_claim(
@@ -25,16 +26,20 @@ def paired_claim(
     worse: str,
     *,
     directions: Mapping[str, str] | None = None,
+    declarations: Declarations | None = None,
 ) -> PairedTest:
     """One-sided paired test of "``better`` beats ``worse`` on ``metric``" over ``runs``.
 
     ``runs`` are stored rows (e.g. the rows an expectation's ``where`` selects);
     ``better``/``worse`` are method labels or solver names. The returned test's
     ``p`` is small when the data support the claim; ``estimate`` is
-    ``better`` relative to ``worse`` (B = better, A = worse).
+    ``better`` relative to ``worse`` (B = better, A = worse). The metric's direction
+    and kind come from ``directions`` (metric -> ``min``/``max``), else what it
+    declares in ``declarations``, else the defaults (:func:`~harness.analysis.data.metric_info`).
+    Rows of a tuning split are left out.
     """
     rows = annotate(runs)
-    info = metric_info([metric], directions)[metric]
+    info = metric_info([metric], directions, declarations=declarations)[metric]
     a_name = resolve_method(rows, worse, "paired claim: method")
     b_name = resolve_method(rows, better, "paired claim: method")
     key = ["point_key", "seed"]

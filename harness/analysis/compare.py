@@ -24,6 +24,7 @@ from harness.analysis.data import (
     failure_counts,
     metric_info,
     suite_names,
+    tuning_rows,
 )
 from harness.analysis.pairwise import PairSummary, compare_methods
 from harness.analysis.profiles import COSTS, Profile, performance_profile, plot_profiles
@@ -47,6 +48,8 @@ class FolderAnalysis:
     profiles: list[Profile] = field(default_factory=list)
     anytime: list[Anytime] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
+    tuning_left_out: int = 0
+    """Rows of a tuning split (``split == "tune"``) left out of every section."""
 
 
 def read_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -95,10 +98,41 @@ def analyze_folder(
 ) -> FolderAnalysis:
     """Compare the methods of one results folder; PNG figures go to ``figures`` if given."""
     raw, traces = read_folder(folder)
+    return analyze_rows(
+        raw, traces, folder, metrics=metrics, baseline=baseline, alpha=alpha,
+        directions=directions, budget=budget, figures=figures,
+    )  # fmt: skip
+
+
+def analyze_rows(
+    raw: pd.DataFrame,
+    traces: pd.DataFrame | None,
+    folder: str | Path,
+    *,
+    metrics: Sequence[str] | None = None,
+    baseline: str | None = None,
+    alpha: float = 0.05,
+    directions: Mapping[str, str] | None = None,
+    budget: str = "iteration",
+    figures: str | Path | None = None,
+    svg: bool = False,
+) -> FolderAnalysis:
+    """:func:`analyze_folder` on rows already read (e.g. one profile's rows, for the report);
+    ``folder`` is where they are stored (for the metric declarations); ``svg``: each
+    figure also as SVG beside its PNG. Tuning rows (``split == "tune"``) are left out
+    and counted in :attr:`FolderAnalysis.tuning_left_out`."""
     runs = annotate(raw)
+    if runs.empty:
+        raise InputError(
+            f"{folder}: only tuning trials (split = tune) stored; nothing to compare"
+            if tuning_rows(raw)
+            else f"{folder}: no trials to compare"
+        )
+    traces = traces if traces is not None else pd.DataFrame(columns=["metric"])
     infos = _infos(runs, metrics, directions, folder)
     methods = list(dict.fromkeys(runs["method"]))
     out = FolderAnalysis(suite_names(runs), alpha, infos, methods, failure_counts(runs))
+    out.tuning_left_out = tuning_rows(raw)
     out.rankings = [rank_methods(runs, i, alpha) for i in infos]
     out.pairs = compare_methods(runs, infos, alpha=alpha, baseline=baseline)
     success = next((i.name for i in infos if i.kind == "binary"), "success")
@@ -110,21 +144,24 @@ def analyze_folder(
         if i.name in traced
     ]
     if figures is not None:
-        out.figures = [str(p) for p in write_figures(out, Path(figures))]
+        out.figures = [str(p) for p in write_figures(out, Path(figures), svg=svg)]
     return out
 
 
-def write_figures(analysis: FolderAnalysis, folder: Path) -> list[Path]:
-    """CD diagrams, performance profiles and ECDFs of an analysis as PNG files in ``folder``."""
+def write_figures(analysis: FolderAnalysis, folder: Path, *, svg: bool = False) -> list[Path]:
+    """CD diagrams, performance profiles and ECDFs of an analysis as PNG files in ``folder``
+    (with ``svg``, each also as an SVG file of the same stem)."""
     paths = [
-        plot_cd_diagram(r, folder / f"cd-{r.metric}.png")
+        plot_cd_diagram(r, folder / f"cd-{r.metric}.png", svg=svg)
         for r in analysis.rankings
         if len(r.ranks) >= 2
     ]
     profiles = [p for p in analysis.profiles if p.problems]
     if profiles:
-        paths.append(plot_profiles(profiles, folder / "performance-profiles.png"))
-    paths += [plot_ecdf(a, folder / f"ecdf-{a.metric}-{a.budget}.png") for a in analysis.anytime]
+        paths.append(plot_profiles(profiles, folder / "performance-profiles.png", svg=svg))
+    paths += [
+        plot_ecdf(a, folder / f"ecdf-{a.metric}-{a.budget}.png", svg=svg) for a in analysis.anytime
+    ]
     return paths
 
 

@@ -134,6 +134,14 @@ def _norm(value: object) -> object:
     return value
 
 
+def tuning_rows(runs: pd.DataFrame) -> int:
+    """How many rows belong to a tuning split (``split == "tune"``): :func:`annotate` leaves
+    them out, and every analysis says how many it left out."""
+    if "split" not in runs.columns:
+        return 0
+    return int((runs["split"].fillna("test") == "tune").sum())
+
+
 def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` plus the columns the analyses group by.
 

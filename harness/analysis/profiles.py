@@ -81,7 +81,7 @@ def performance_profile(
     return Profile(cost, label, len(r), [float(t) for t in taus], rho, share)
 
 
-def plot_profiles(profiles: list[Profile], path: str | Path) -> Path:
+def plot_profiles(profiles: list[Profile], path: str | Path, *, svg: bool = False) -> Path:
     """Step plots of rho_s(tau) against log2 tau, one panel per cost."""
     import matplotlib
 
@@ -102,5 +102,7 @@ def plot_profiles(profiles: list[Profile], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
+    if svg:
+        fig.savefig(Path(path).with_suffix(".svg"), bbox_inches="tight")
     plt.close(fig)
     return path

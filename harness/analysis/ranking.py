@@ -133,7 +133,7 @@ def rank_methods(runs: pd.DataFrame, info: MetricInfo, alpha: float = 0.05) -> R
     return out
 
 
-def plot_cd_diagram(ranking: Ranking, path: str | Path) -> Path:
+def plot_cd_diagram(ranking: Ranking, path: str | Path, *, svg: bool = False) -> Path:
     """Demsar's critical-difference diagram as a PNG: methods on a rank axis, the best on
     the left, thick bars joining methods not significantly different, the CD on top."""
     import matplotlib
@@ -181,5 +181,7 @@ def plot_cd_diagram(ranking: Ranking, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
+    if svg:
+        fig.savefig(Path(path).with_suffix(".svg"), bbox_inches="tight")
     plt.close(fig)
     return path

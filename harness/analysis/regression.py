@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from harness.analysis.data import MetricInfo, annotate, suite_names
+from harness.analysis.data import MetricInfo, annotate, suite_names, tuning_rows
 from harness.analysis.pairwise import CellComparison, across_cells, compare_cells
 from harness.errors import InputError
 
@@ -103,6 +103,8 @@ class RegressionReport:
     overall: list[CellComparison] = field(default_factory=list)
     only_old: list[str] = field(default_factory=list)
     only_new: list[str] = field(default_factory=list)
+    tuning_left_out: int = 0
+    """Rows of a tuning split (``split == "tune"``) left out of both runs."""
 
     def changed(self) -> list[CellComparison]:
         """Significant changes: per cell, then over all cells."""
@@ -129,6 +131,7 @@ def compare_runs(
     sides = {s: dict(tuple(g.groupby("_cell", sort=False))) for s, g in both.groupby("_side")}
     o, n = sides.get("old", {}), sides.get("new", {})
     report = RegressionReport(suite_names(old), suite_names(new))
+    report.tuning_left_out = tuning_rows(old) + tuning_rows(new)
     report.only_old = [g["_label"].iloc[0] for k, g in o.items() if k not in n]
     report.only_new = [g["_label"].iloc[0] for k, g in n.items() if k not in o]
     groups = [(o[k]["_label"].iloc[0], o[k], n[k]) for k in o if k in n]

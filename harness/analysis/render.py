@@ -88,6 +88,8 @@ def folder_tables(a: FolderAnalysis) -> list[Table]:
     t.rows = [[r.method, r.status, num(r.trials)] for r in a.trials.itertuples()]
     if (a.trials["status"] != "ok").any():
         t.notes.append("trials not ok count as failures: success 0, other metrics worst value")
+    if a.tuning_left_out:
+        t.notes.append(_tuning_note(a.tuning_left_out))
     tables.append(t)
     for r in a.rankings:
         t = Table(
@@ -198,6 +200,13 @@ def folder_tables(a: FolderAnalysis) -> list[Table]:
     return tables
 
 
+def _tuning_note(rows: int) -> str:
+    return (
+        f"{rows} tuning trials (split = tune) left out: they chose parameters, "
+        "they are not reported results"
+    )
+
+
 def _overall(c: CellComparison | None) -> str:
     if c is None:
         return "-"
@@ -224,6 +233,8 @@ def regression_tables(
     head.notes += [f"only in old: {c}" for c in r.only_old]
     head.notes += [f"only in new: {c}" for c in r.only_new]
     unpaired = sum(c.unpaired for c in r.cells if c.metric == r.cells[0].metric) if r.cells else 0
+    if r.tuning_left_out:
+        head.notes.append(_tuning_note(r.tuning_left_out))
     if unpaired:
         head.notes.append(f"{unpaired} trials have no partner with the same seed in the other run")
     changed = r.changed()

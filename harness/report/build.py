@@ -187,6 +187,7 @@ def build_report(
         doc.image(plot.title, f"figures/{png}", f"figures/{svg}", plot.caption)
 
     _metrics_section(doc, layout, per_trial)
+    _compare_section(doc, rows.runs, traces, results_dir, fig_dir / "compare")
     _environment(doc, meta)
     _write_tables(out_dir, table, fits, exponents)
     (out_dir / "summary.md").write_text(doc.markdown(), encoding="utf-8")
@@ -332,6 +333,77 @@ def _selects_nothing(claim, runs: pd.DataFrame) -> bool:
         return claim.select(runs).empty
     except ValueError:  # a filter that does not evaluate is reported by evaluate()
         return False
+
+
+FIGURE_CAPTIONS = {
+    "cd": "Critical-difference diagram (Demsar 2006): average ranks over the problem points, "
+    "best on the left; a bar joins methods the Nemenyi test does not separate.",
+    "performance": "Performance profiles (Dolan and More 2002): the share of paired trials "
+    "each method solves within a factor tau of the best method's cost.",
+    "ecdf": "Runtime-to-target ECDF (COCO): the share of (trial, target) pairs reached "
+    "within each budget.",
+}
+
+
+def _compare_section(
+    doc: Document,
+    runs: pd.DataFrame,
+    traces: pd.DataFrame | None,
+    results_dir: Path,
+    fig_dir: Path,
+) -> None:
+    """What ``relubench compare RESULTS`` prints for these rows: ranks, paired tests,
+    profiles, ERT, with the CD diagrams, profiles and ECDFs as figures.
+
+    ``runs`` are the selected rows with any tuning rows still in: the analysis leaves
+    them out and says how many.
+    """
+    from harness.analysis.compare import analyze_rows
+    from harness.analysis.render import folder_tables
+
+    if fig_dir.is_dir():  # figures of an earlier report
+        for old in list(fig_dir.glob("*.png")) + list(fig_dir.glob("*.svg")):
+            old.unlink()
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    doc.h(1, "Comparison of methods")
+    try:
+        analysis = analyze_rows(runs, traces, results_dir, figures=fig_dir, svg=True)
+    except InputError as exc:
+        doc.p(f"No comparison: {exc}")
+        return
+    doc.p(
+        "The sections of `relubench compare` on the rows above: every trial of a point sees "
+        "the same data and initial weights whichever solver runs it, so methods are compared "
+        "trial by trial (exact McNemar for success, Wilcoxon signed-rank otherwise; "
+        "docs/statistics.md). Trials that are not ok count as failures."
+    )
+    if analysis.tuning_left_out:
+        doc.p(
+            f"{analysis.tuning_left_out} tuning trials (split = tune) are left out of this "
+            "comparison: they chose parameters and are not reported results."
+        )
+    if len(analysis.methods) < 2:
+        doc.p(
+            f"One method only ({', '.join(analysis.methods)}): nothing to rank or pair; "
+            "the trial counts follow."
+        )
+    for t in folder_tables(analysis):
+        if t.title == "figures" or (len(analysis.methods) < 2 and "rank" in t.title):
+            continue
+        doc.h(2, t.title)
+        if t.rows:
+            doc.table(t.columns, t.rows)
+        for note in t.notes:
+            doc.p(note)
+    for path in map(Path, analysis.figures):
+        kind, _, rest = path.stem.partition("-")
+        title = {
+            "cd": f"Critical difference: {rest}",
+            "performance": "Performance profiles",
+            "ecdf": f"Runtime-to-target ECDF: {rest.replace('-', ' against ')}",
+        }[kind]
+        rel = f"figures/{fig_dir.name}"
+        doc.image(title, f"{rel}/{path.name}", f"{rel}/{path.stem}.svg", FIGURE_CAPTIONS[kind])
 
 
 def _environment(doc: Document, meta: dict[str, str]) -> None:

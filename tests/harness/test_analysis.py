@@ -423,3 +423,28 @@ def test_compare_bad_input_exits_2(runs, tmp_path, capsys):
     assert main(["compare", str(runs["old"]), str(runs["new"]), "--fail-on", "success>1"]) == 2
     assert main(["compare", str(runs["old"]), "--metric", "nope"]) == 2
     assert "--metric nope: no values" in capsys.readouterr().err
+
+
+def test_compare_leaves_out_tuning_rows_and_says_so(runs, capsys, tmp_path):
+    """A tuning split in which step 0.05 always wins changes nothing but the note."""
+    rows = pd.read_parquet(runs["old"] / "runs")
+    tune = rows.assign(split="tune", cell_id="tune-" + rows["cell_id"], seed=rows["seed"] + 7)
+    tune["metric.success"] = tune["solver.step_size"] == 0.05
+    folder = tmp_path / "versioned"
+    (folder / "runs").mkdir(parents=True)
+    pd.concat([rows.assign(split="test"), tune], ignore_index=True).to_parquet(
+        folder / "runs" / "part-0000.parquet"
+    )
+    capsys.readouterr()
+    assert main(["compare", str(folder), "--metric", "success"]) == 0
+    with_tuning = capsys.readouterr().out
+    assert f"{len(tune)} tuning trials (split = tune) left out" in with_tuning
+    assert main(["compare", str(runs["old"]), "--metric", "success"]) == 0
+    plain = capsys.readouterr().out
+    assert "tuning" not in plain
+    strip = lambda text: [line for line in text.splitlines() if "tuning" not in line][1:]
+    assert strip(with_tuning) == strip(plain)  # the same tests, the same verdicts
+    assert main(["compare", str(runs["old"]), str(folder), "--metric", "success"]) == 0
+    two = capsys.readouterr().out
+    assert f"{len(tune)} tuning trials (split = tune) left out" in two
+    assert "no significant change" in two

@@ -407,3 +407,188 @@ def test_origin_marks_our_additions():
     assert ours.origin == "addition" and ours.label == "b (addition)"
     with pytest.raises(InputError, match=r"expect\[0\].origin: 'ours'; allowed: paper, addition"):
         parse_expectations([{"check": "count() > 0", "origin": "ours"}], "s.toml")
+
+
+# ---------------------------------------------------------------------- paired claims
+
+
+@pytest.fixture
+def paired_runs() -> pd.DataFrame:
+    """Two solvers on the same 30 trials (2 points x 15 seeds): 'good' succeeds on every
+    trial and reaches a smaller error; 'bad' fails on 12 trials (one of them errored)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for d in (5, 10):
+        for seed in range(15):
+            base = float(rng.uniform(0.1, 1.0))
+            for solver, success, error in (
+                ("good", True, base * 0.01),
+                ("bad", seed % 5 != 0 and seed != 3, base),
+            ):
+                rows.append(
+                    {
+                        "suite": "s",
+                        "solver": solver,
+                        "problem": "single_neuron",
+                        "problem.d": d,
+                        "initializer": "gaussian",
+                        "seed": 1000 * d + seed,
+                        "trial": seed,
+                        "status": "ok",
+                        "time_s": 0.1,
+                        "metric.success": success,
+                        "metric.param_error": error,
+                    }
+                )
+    frame = pd.DataFrame(rows).astype({"metric.success": object})
+    bad = (frame["solver"] == "bad") & (frame["seed"] == 5003)
+    frame.loc[bad, "status"] = "error"  # counts as a failure, never dropped
+    frame.loc[bad, ["metric.success", "metric.param_error"]] = np.nan
+    return frame
+
+
+def check(text: str, runs: pd.DataFrame, **entry):
+    (e,) = parse_expectations([{"check": text, **entry}], "s.toml")
+    return e.evaluate(runs)
+
+
+def test_a_planted_paired_difference_holds_and_its_reverse_fails(paired_runs):
+    from scipy import stats
+
+    (o,) = check("paired_p(success, 'good', 'bad') < 0.01", paired_runs)
+    # 8 discordant pairs ('bad' fails at seeds 0, 3, 5, 10 of each d; at d=5 seed 3 it
+    # errored, which counts as a failure), all won by 'good'
+    failures = int(
+        ((paired_runs["solver"] == "bad") & ~paired_runs["metric.success"].eq(True)).sum()
+    )
+    assert failures == 8
+    assert o.held and o.value == pytest.approx(stats.binomtest(8, 8, 0.5, "greater").pvalue)
+    assert o.measured["wins/ties/losses of good vs bad (success)"] == "8/22/0"
+    (rev,) = check("paired_p(success, 'bad', 'good') < 0.01", paired_runs)
+    assert not rev.held and rev.value == pytest.approx(1.0)
+    # a continuous metric: Wilcoxon, minimised by default; 30 wins of 30
+    (o,) = check("paired_p(param_error, 'good', 'bad') < 1e-6", paired_runs)
+    expected = stats.wilcoxon(
+        paired_runs[paired_runs.solver == "good"]["metric.param_error"].to_numpy()
+        - np.where(
+            paired_runs[paired_runs.solver == "bad"]["status"] == "ok",
+            paired_runs[paired_runs.solver == "bad"]["metric.param_error"],
+            np.inf,
+        ).clip(max=1e6),
+        alternative="less",
+    ).pvalue
+    assert o.held and o.value == pytest.approx(expected)
+    (rev,) = check("paired_p(param_error, 'bad', 'good') < 0.05", paired_runs)
+    assert not rev.held and rev.value > 0.99
+    (wins,) = check("paired_wins(param_error, 'good', 'bad') == 30", paired_runs)
+    assert wins.held
+    (losses,) = check("paired_losses(success, 'good', 'bad') == 0", paired_runs)
+    assert losses.held
+    (effect,) = check("paired_effect(success, 'good', 'bad') > 0.25", paired_runs)
+    assert effect.held and effect.value == pytest.approx(8 / 30)
+
+
+def test_paired_claims_group_by_and_filter(paired_runs):
+    outcomes = check("paired_p(success, 'good', 'bad') < 0.05", paired_runs, by=["problem.d"])
+    # 4 discordant pairs per d: p = 1/16 > 0.05 each, though pooled they hold
+    assert [o.held for o in outcomes] == [False, False]
+    assert [o.value for o in outcomes] == [pytest.approx(1 / 16)] * 2
+    (o,) = check("paired_p(success, 'good', 'bad') < 0.01", paired_runs, where="status == 'ok'")
+    assert o.held  # the errored trial's pair is left out: 7 discordant pairs
+    assert o.value == pytest.approx(0.5**7)
+
+
+def test_tuning_rows_are_left_out_of_paired_claims(paired_runs):
+    tune = paired_runs.assign(split="tune", seed=paired_runs["seed"] + 1)
+    tune["metric.success"] = tune["solver"] == "bad"  # a reversed tuning split
+    both = pd.concat([paired_runs.assign(split="test"), tune], ignore_index=True)
+    (o,) = check("paired_p(success, 'good', 'bad') < 0.01", both)
+    assert o.held and o.measured["wins/ties/losses of good vs bad (success)"] == "8/22/0"
+
+
+def test_a_paired_claim_on_a_solver_absent_from_the_rows_fails_with_a_reason(paired_runs):
+    (o,) = check("paired_p(success, 'good', 'bad') < 0.01", paired_runs, where="solver == 'good'")
+    assert not o.held and "no such method" in o.message
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("paired_p(success, 'good') < 0.01", "wrong number of arguments"),
+        ("paired_p('success', 'good', 'bad') < 0.01", "bare name"),
+        ("paired_p(success, good, 'bad') < 0.01", "as strings"),
+        ("paired_p(success, 'good', 'good') < 0.01", "with itself"),
+        ("paired_p(success, 'good', 'bad', x=1) < 0.01", "plain arguments"),
+        ("mean(paired_p(success, 'good', 'bad')) < 0.01", "not inside an aggregate"),
+        ("paired_q(success, 'good', 'bad') < 0.01", "did you mean 'paired_p'"),
+    ],
+)
+def test_bad_paired_calls_are_rejected_at_load(text, why):
+    with pytest.raises(InputError, match="expect\\[0\\].check") as info:
+        parse_expectations([{"check": text}], "suite.toml")
+    assert why in str(info.value)
+
+
+def test_paired_calls_are_not_allowed_in_where():
+    with pytest.raises(InputError, match="expect\\[0\\].where.*belongs in `check`"):
+        parse_expectations(
+            [{"check": "count() > 0", "where": "paired_p(success, 'a', 'b') < 1"}], "s.toml"
+        )
+
+
+PAIRED_SUITE = (
+    SUITE_WITH_CLAIMS.split("[profiles.smoke]")[0]
+    + """
+[[solvers]]
+name = "gd"
+max_iter = 2
+
+[[expect]]
+check = "paired_p(param_error, 'altmin', {other!r}) < 0.5"
+"""
+)
+
+
+def test_a_misspelt_solver_in_a_paired_claim_fails_at_load_with_exit_2(write_suite):
+    from harness.cli import main
+    from harness.plugins import get_registry
+    from harness.suite import load_suite
+
+    good = write_suite(PAIRED_SUITE.format(other="gd"), "good.toml")
+    (claim,) = load_suite(good, get_registry()).expectations
+    assert claim.paired_calls[0].worse == "gd"
+    typo = write_suite(PAIRED_SUITE.format(other="gdd"), "typo.toml")
+    with pytest.raises(
+        InputError,
+        match=r"expect\[0\].check: paired_p\(\): no solver 'gdd'.*"
+        r"did you mean 'gd'",
+    ):
+        load_suite(typo, get_registry())
+    assert main(["show", "suite", str(typo)]) == 2
+    metric = write_suite(PAIRED_SUITE.format(other="gd").replace("param_error,", "param_eror,"))
+    with pytest.raises(InputError, match="no column 'param_eror'.*did you mean 'param_error'"):
+        load_suite(metric, get_registry())
+
+
+def test_a_paired_claim_on_a_trace_value(traced):
+    """'fast' reaches 0.05 at iteration 20 in both trials, 'slow' never (inf): 2 wins of 2,
+    Wilcoxon on first_below (fewer iterations is better); at(...) follows the metric."""
+    runs, traces = traced
+    runs = runs.assign(problem="p", initializer="i", seed=runs["trial"])
+    (o,) = check("paired_wins(first_below(train_loss, 0.05), 'fast', 'slow') == 2", runs)
+    assert not o.held and "traces" in o.message  # judged without the traces table
+    (e,) = parse_expectations(
+        [{"check": "paired_wins(first_below(train_loss, 0.05), 'fast', 'slow') == 2"}], "s"
+    )
+    assert e.needs_traces
+    (o,) = e.evaluate(runs, traces)
+    assert o.held
+    (e,) = parse_expectations(
+        [{"check": "paired_p(at(train_loss, 40), 'fast', 'slow') < 0.3"}], "s"
+    )
+    (o,) = e.evaluate(runs, traces)
+    assert o.held and o.value == pytest.approx(0.25)  # exact Wilcoxon, n = 2, one-sided
+    (e,) = parse_expectations(
+        [{"check": "paired_p(at(train_loss, 40), 'slow', 'fast') < 0.3"}], "s"
+    )
+    assert not e.evaluate(runs, traces)[0].held

@@ -338,7 +338,8 @@ def test_build_report_files_and_boundaries(tmp_path: Path) -> None:
     refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html)
     assert refs and not any(re.match(r"(?i)(https?:)?//", r) for r in refs)
     assert "http://" not in html and "https://" not in html
-    assert html.count("data:image/png;base64,") == len(pngs)
+    compared = sorted(p.name for p in (out / "figures" / "compare").glob("*.png"))
+    assert html.count("data:image/png;base64,") == len(pngs) + len(compared)
     for ref in refs:
         if not ref.startswith("data:"):
             assert (out / ref).is_file()
@@ -449,7 +450,10 @@ def test_report_when_every_trial_failed(tmp_path: Path) -> None:
     summary = (out / "summary.md").read_text()
     assert "| altmin / gaussian | 4 | Traceback: boom in solver |" in summary
     assert "Phase-transition boundary" not in summary and "Figures" not in summary
-    assert not list(out.rglob("*.png"))
+    assert not list((out / "figures").glob("*.png"))
+    # the comparison still counts the failures (all tie: every trial scored worst)
+    assert "| altmin | error | 4 |" in summary
+    assert "trials not ok count as failures" in summary
 
 
 def test_trial_quantiles_hold_the_last_value_of_stopped_trials() -> None:
@@ -522,3 +526,53 @@ def test_budget_axes_come_from_declarations(tmp_path: Path) -> None:
     pngs = {p.name for p in (out / "figures").glob("*.png")}
     assert "convergence-weights-updated-vs-iteration.png" in pngs
     assert not any(p.endswith("-vs-weights-updated.png") for p in pngs)
+
+
+def test_report_shows_the_comparison_of_methods_and_leaves_out_tuning_rows(
+    tmp_path: Path,
+) -> None:
+    folder = write_results(tmp_path / "r", ds=(20, 40), ns=(40, 160), trials=12)
+    runs = pd.read_parquet(folder / "runs")
+    runs["metric.train_loss"] = np.linspace(1e-3, 1.0, len(runs))  # a traced final value
+    # both solvers see the same data on trial t of a point: the seed names (d, n, t)
+    runs["seed"] = runs["problem.d"] * 10**6 + runs["problem.n"] * 100 + runs["trial"]
+    # a tuning split in which gd always succeeds must not reach the comparison
+    tune = runs.assign(split="tune", seed=runs["seed"] + 1, **{"metric.success": 1.0})
+    tune["cell_id"] = "tune-" + tune["cell_id"]
+    tune["status"] = "ok"
+    both = pd.concat([runs.assign(split="test"), tune], ignore_index=True)
+    both.to_parquet(folder / "runs" / "part-0000.parquet", index=False)
+    out = build_report(folder, n_boot=10)
+    summary = (out / "summary.md").read_text()
+    html = (out / "index.html").read_text()
+    for text in (
+        "# Comparison of methods",
+        "average rank of success",
+        "paired tests per pair of methods",
+        "performance profiles",
+        "expected running time (ERT, iteration) to reach train_loss targets",
+        f"{len(tune)} tuning trials (split = tune) are left out",
+    ):
+        assert text in summary, text
+    assert "<h3>paired tests per pair of methods" in html
+    compared = sorted(p.name for p in (out / "figures" / "compare").iterdir())
+    for stem in ("cd-success", "performance-profiles", "ecdf-train_loss-iteration"):
+        assert f"{stem}.png" in compared and f"{stem}.svg" in compared
+        assert f"figures/compare/{stem}.png" in summary
+    # the paired success test of the pair counts only the reported (test) trials
+    from harness.analysis.compare import analyze_rows
+
+    analysis = analyze_rows(runs, None, folder, metrics=["success"])
+    (pair,) = analysis.pairs
+    wtl = f"{pair.wins}/{pair.ties}/{pair.losses}"
+    assert pair.wins + pair.ties + pair.losses == 48  # 4 points x 12 trials, tuning left out
+    assert f"| {pair.a} | {pair.b} | success | 4 |" in summary and f"| {wtl} |" in summary
+
+
+def test_report_of_a_single_solver_has_no_pairs(tmp_path: Path) -> None:
+    folder = write_results(tmp_path / "r", ds=(20,), ns=(40, 160), trials=4, traces=False)
+    runs = pd.read_parquet(folder / "runs")
+    runs[runs["solver"] == "altmin"].to_parquet(folder / "runs" / "part-0000.parquet")
+    summary = (build_report(folder, n_boot=10) / "summary.md").read_text()
+    assert "One method only (altmin): nothing to rank or pair" in summary
+    assert "average rank" not in summary and "| altmin | ok |" in summary
