@@ -33,6 +33,9 @@ from harness.analysis.regression import RegressionReport, compare_runs
 from harness.declarations import read_declarations
 from harness.errors import InputError
 
+PAIRING_COLUMNS = ("solver", "seed", "status")
+"""Columns every comparison needs: who ran the trial, which trial it was, how it ended."""
+
 
 @dataclass
 class FolderAnalysis:
@@ -121,6 +124,12 @@ def analyze_rows(
     ``folder`` is where they are stored (for the metric declarations); ``svg``: each
     figure also as SVG beside its PNG. Tuning rows (``split == "tune"``) are left out
     and counted in :attr:`FolderAnalysis.tuning_left_out`."""
+    missing = [c for c in PAIRING_COLUMNS if c not in raw.columns]
+    if missing:  # rows not written by relubench run (a hand-made or foreign table)
+        raise InputError(
+            f"{folder}: the rows have no {', '.join(missing)} column, so trials cannot be "
+            "paired across solvers"
+        )
     runs = annotate(raw)
     if runs.empty:
         raise InputError(
