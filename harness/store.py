@@ -553,34 +553,34 @@ DEDUPE_COLUMNS = ["cell_id", "trial", "status", "created_at", "run_id"]
 
 def dedupe_positions(index: pd.DataFrame) -> np.ndarray:
     """Positions of the rows :func:`dedupe_runs` keeps, in its order (by cell_id, trial):
-    computed from the :data:`DEDUPE_COLUMNS` alone, so a reader of millions of rows can
-    dedupe a narrow index and take the kept rows from an Arrow table. Categorical keys
-    (dictionary-encoded strings) sort as their text does."""
+    computed from the :data:`DEDUPE_COLUMNS` alone, as small integer sort keys, so a reader
+    of millions of rows can dedupe a narrow index and take the kept rows from an Arrow
+    table. Text (categorical or not) sorts as text, missing values last."""
+    import numpy as np
+
+    cell, trial = _sort_codes(index["cell_id"]), index["trial"].to_numpy()
+    rank = index["status"].map(STATUS_RANK).astype("float64").fillna(9).to_numpy("int8")
+    keys = (_sort_codes(index["run_id"]), _sort_codes(index["created_at"]), rank, trial, cell)
+    order = np.lexsort(keys)  # stable; the last key is the first sorted on
+    cell, trial = cell[order], trial[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (cell[1:] != cell[:-1]) | (trial[1:] != trial[:-1])
+    return order[first]
+
+
+def _sort_codes(values: pd.Series) -> np.ndarray:
+    """Integers that sort as ``values`` do (missing last), for :func:`numpy.lexsort`."""
     import numpy as np
     import pandas as pd
 
-    def key(col: str) -> Any:
-        values = index[col]
-        if isinstance(values.dtype, pd.CategoricalDtype):  # sort as text, missing last
-            cats = values.cat.categories
-            return pd.Categorical(values, categories=sorted(cats), ordered=True)
-        return values.to_numpy(dtype=object) if values.dtype == "str" else values.array
-
-    frame = pd.DataFrame(
-        {
-            "cell_id": key("cell_id"),
-            "trial": index["trial"].to_numpy(),
-            "_rank": index["status"].map(STATUS_RANK).astype("float64").fillna(9).to_numpy(),
-            "created_at": key("created_at"),
-            "run_id": key("run_id"),
-            "_pos": np.arange(len(index)),
-        }
-    )
-    order = frame.sort_values(
-        ["cell_id", "trial", "_rank", "created_at", "run_id"], kind="mergesort"
-    )
-    keep = ~order.duplicated(["cell_id", "trial"], keep="first").to_numpy()
-    return order["_pos"].to_numpy()[keep]
+    if isinstance(values.dtype, pd.CategoricalDtype):  # rank the categories once
+        cats = np.asarray(values.cat.categories, dtype=object)
+        rank = np.empty(len(cats) + 1, dtype="int32")
+        rank[np.argsort(cats, kind="stable")] = np.arange(len(cats), dtype="int32")
+        rank[-1] = len(cats)  # code -1: missing
+        return rank[values.cat.codes.to_numpy()]
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.where(codes < 0, len(uniques), codes).astype("int32")
 
 
 def read_runs_table(folder: str | Path, columns: list[str] | None = None) -> pa.Table | None:
