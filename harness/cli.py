@@ -435,7 +435,8 @@ def _run_one(
             only=args.only,
             limits=_limits(args),
         )
-        return _print_dry_run(out, suite, cells, dropped, args.results)
+        reported = run.reported_count(registry, suite, cells) if suite.tuned else None
+        return _print_dry_run(out, suite, cells, dropped, args.results, reported)
 
     progress = None
     task = None
@@ -559,7 +560,11 @@ DRY_RUN_ROWS = 50
 DRY_RUN_ENDS = 5
 
 
-def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
+def _print_dry_run(
+    out: Console, suite, cells, dropped, results: Path, reported: int | None = None
+) -> int:
+    """The cells a run would run. A tuned suite (``reported`` given) shows its two phases:
+    ``cells`` are the tuning cells, then the count of reported cells tuning will choose."""
     from collections import Counter
 
     from harness.run import results_root
@@ -573,7 +578,16 @@ def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
     out.print(
         f"suite {suite.name} ({suite.path}), profile {suite.profile or '-'}: "
         f"{len(cells)} cells x {suite.trials} trials = {len(cells) * suite.trials} trials"
+        if reported is None
+        else f"suite {suite.name} ({suite.path}), profile {suite.profile or '-'}: two phases"
     )
+    if reported is not None:
+        t = suite.tuning
+        out.print(
+            f"tuning cells (split = tune): {len(cells)} cells x {t.trials} tuning trials = "
+            f"{len(cells) * t.trials} trials, selecting by {t.goal} mean {t.metric}",
+            highlight=False,
+        )
     summarize = len(cells) > DRY_RUN_ROWS
     if summarize:
         for kind in ("problem", "initializer", "solver"):
@@ -602,6 +616,12 @@ def _print_dry_run(out: Console, suite, cells, dropped, results: Path) -> int:
                 out.print(text, highlight=False)
     else:
         out.print("dropped 0 combinations")
+    if reported is not None:
+        out.print(
+            f"reported cells: chosen after tuning, {reported} cells x {suite.trials} trials = "
+            f"{reported * suite.trials} trials (split = test; claims are judged on these)",
+            highlight=False,
+        )
     out.print(f"results would go to {folder} (dry run: nothing written)")
     return 0
 

@@ -72,7 +72,9 @@ def relubench_run_start(suite: Suite, cells: list[Cell], results_dir: Path) -> N
 
     :param suite: the validated suite (profile and ``--set`` overrides applied).
     :param cells: the cells that will run (incompatible ones already dropped;
-        cells whose trials are all stored are included with nothing pending).
+        cells whose trials are all stored are included with nothing pending). For a
+        suite with tuning axes, the tuning cells: the run starts before its tuning
+        phase, and the reported cells are chosen after it.
     :param results_dir: the suite's results folder.
     """
 

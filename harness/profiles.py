@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.errors import InputError, did_you_mean
-from harness.store import dedupe_runs, load_results, part_files, read_metadata
+from harness.store import dedupe_positions, dedupe_runs, load_results, part_files, read_metadata
 
 DEFAULT = "default"
 """The label of rows of a run given no ``--profile``."""
@@ -49,7 +50,12 @@ def run_profiles(folder: str | Path) -> dict[str, tuple[str, int | None]]:
 
 def tagged_rows(folder: str | Path) -> pd.DataFrame:
     """Every stored row (duplicates kept) with a ``profile`` column: the writer's profile."""
-    runs = load_results(folder, dedupe=False)
+    return with_profiles(folder, load_results(folder, dedupe=False))
+
+
+def with_profiles(folder: str | Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` (stored rows of ``folder``, or only their ``run_id`` and the columns
+    :func:`choose_profile` reads) with a ``profile`` column: the writer's profile."""
     profiles = run_profiles(folder)
     if runs.empty:
         return runs.assign(profile=pd.Series(dtype="object"))
@@ -59,8 +65,9 @@ def tagged_rows(folder: str | Path) -> pd.DataFrame:
 def latest(tagged: pd.DataFrame) -> str:
     """The profile of the most recently written row."""
     # created_at as a time whether stored as ISO text or as a timestamp
-    text = tagged["created_at"].astype(str)
-    when = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    when = tagged["created_at"]
+    if not isinstance(when.dtype, pd.DatetimeTZDtype):
+        when = pd.to_datetime(when.astype(str), errors="coerce", utc=True, format="mixed")
     order = tagged.assign(_when=when).sort_values(["_when", "run_id"], kind="mergesort")
     return str(order["profile"].iloc[-1])
 
@@ -97,9 +104,24 @@ def profile_rows(folder: str | Path, profile: str | None = None) -> ProfileRows:
     tagged = tagged_rows(folder)
     if tagged.empty:
         return ProfileRows(dedupe_runs(tagged), label(profile), profile is not None)
+    positions, wanted, chosen, left_out = choose_profile(folder, tagged, profile)
+    runs = tagged.iloc[positions].drop(columns="profile").reset_index(drop=True)
+    return ProfileRows(runs, wanted, chosen, left_out)
+
+
+def choose_profile(
+    folder: str | Path, tagged: pd.DataFrame, profile: str | None = None
+) -> tuple[np.ndarray, str, bool, dict[str, int]]:
+    """What :func:`profile_rows` keeps, from a narrow index: the positions in ``tagged``
+    (:func:`with_profiles` of the :data:`~harness.store.DEDUPE_COLUMNS` suffices) of the
+    deduplicated rows of ``profile``, in :func:`~harness.store.dedupe_runs` order; the
+    profile's label; whether the caller named it; rows left out per other profile. A
+    reader of millions of rows takes those positions from an Arrow table."""
+    if tagged.empty:
+        return np.arange(0), label(profile), profile is not None, {}
     present = sorted(tagged["profile"].unique())
     if profile == ALL:
-        return ProfileRows(dedupe_runs(tagged).drop(columns="profile"), ALL, True)
+        return dedupe_positions(tagged), ALL, True, {}
     chosen = profile is not None
     wanted = profile if chosen else latest(tagged)
     if wanted not in present:
@@ -107,13 +129,24 @@ def profile_rows(folder: str | Path, profile: str | None = None) -> ProfileRows:
             f"--profile {wanted}: no row of {folder} was written under this profile"
             f"{did_you_mean(wanted, present)}; profiles here: {', '.join(present)}, or all"
         )
-    trials = _trials_of(folder, wanted, tagged)
-    in_cells = tagged["cell_id"].map(trials)
-    keep = in_cells.notna() & (tagged["trial"] < in_cells.fillna(0))
-    runs = dedupe_runs(tagged[keep]).drop(columns="profile")
-    other = _not_in(dedupe_runs(tagged[~keep]), runs)
-    left_out = {str(p): int(n) for p, n in other.groupby("profile").size().items()}
-    return ProfileRows(runs.reset_index(drop=True), wanted, chosen, left_out)
+    trials = _lookup(tagged["cell_id"], _trials_of(folder, wanted, tagged))
+    keep = ~np.isnan(trials) & (tagged["trial"].to_numpy() < np.nan_to_num(trials))
+    kept, rest = np.flatnonzero(keep), np.flatnonzero(~keep)
+    positions = kept[dedupe_positions(tagged.iloc[kept])]
+    other = tagged.iloc[rest[dedupe_positions(tagged.iloc[rest])]]
+    other = _not_in(other, tagged.iloc[positions])
+    left_out = {str(p): int(n) for p, n in other.groupby("profile").size().items() if n}
+    return positions, wanted, chosen, left_out
+
+
+def _lookup(values: pd.Series, mapping: dict[str, int]) -> np.ndarray:
+    """``mapping`` of each value as floats (NaN where absent); a categorical column is
+    looked up once per category."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        table = np.array([mapping.get(c, np.nan) for c in cats] + [np.nan], dtype="float64")
+        return table[values.cat.codes.to_numpy()]  # code -1 (missing) takes the last
+    return values.map(mapping).astype("float64").to_numpy()
 
 
 def _trials_of(folder: str | Path, profile: str, tagged: pd.DataFrame) -> dict[str, int]:

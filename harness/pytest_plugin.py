@@ -10,6 +10,11 @@ pattern: ``SuiteFile`` -> ``SuiteNode`` (named after the suite) -> items:
 * one :class:`ExpectationItem` per other ``[[expect]]`` entry, which runs
   whatever the suite still misses and judges the claim on the stored rows.
 
+A suite with tuning axes (``{ tune = [...] }``) runs its tuning phase when it is
+collected (:func:`harness.run.tune`, once per results folder under a lock, resumed
+from the store like any cell); its items are then the reported cells with the
+selected values, and claims are judged on their rows (``split = "test"``) only.
+
 Cells run through the same run session as ``relubench run``
 (:class:`harness.run.RunSession`), into the same store (``RESULTS/<suite>/runs``)
 with the same schema; this module keeps only options, collection nodes and
@@ -272,6 +277,7 @@ class SuiteContext:
     nodeids: dict[str, str] = field(default_factory=dict)  # cell_id -> item nodeid
     config: pytest.Config | None = None
     _executor: Any = None
+    tuning: list[Any] = field(default_factory=list)  # harness.run.TuningChoice, if tuned
 
     @classmethod
     def load(cls, path: Path, settings: Settings, config: pytest.Config) -> SuiteContext:
@@ -290,6 +296,10 @@ class SuiteContext:
             registry, suite, cells, _ = prepare(
                 path, profile=profile, plugins=settings.plugins, blocked=settings.blocked
             )
+            run_id = _session_run_id(config)
+            choices = []
+            if suite.tuned:  # `cells` are the tuning cells: tune, then collect the chosen
+                cells, choices = _tune(registry, suite, cells, settings, run_id)
             claims = suite.active_expectations
         except InputError:
             raise
@@ -308,8 +318,9 @@ class SuiteContext:
             claims,
             per_cell,
             suite_level,
-            run_id=_session_run_id(config),
+            run_id=run_id,
             config=config,
+            tuning=choices,
         )
 
     @cached_property
@@ -372,13 +383,44 @@ class SuiteContext:
         return self._executor
 
     def rows(self, cells: list[Cell]) -> pd.DataFrame:
-        """Stored rows (deduplicated) of these cells' trials under this profile."""
-        return self.session.rows(cells)
+        """Stored rows (deduplicated) of these cells' trials under this profile; never a
+        tuning trial (``split = "tune"``): claims are judged on reported trials only."""
+        rows = self.session.rows(cells)
+        if "split" in rows.columns:
+            rows = rows[rows["split"] != "tune"]
+        return rows
 
     def rerun(self, nodeid: str) -> str:
         """The pytest command that runs one item of this suite alone (non-ok trials rerun)."""
         args = ["pytest", nodeid, *self.settings.rerun_args]
         return " ".join(shlex.quote(a) for a in args)
+
+
+def _tune(
+    registry: Registry, suite: Suite, cells: list[Cell], settings: Settings, run_id: str
+) -> tuple[list[Cell], list[Any]]:
+    """The tuning phase of a tuned suite, through the run loop of ``relubench run``
+    (:func:`harness.run.tune`): the reported cells and the choices. Under xdist every
+    worker collects the suite; the lock makes the first one run the tuning trials and the
+    others read them from the store, so all select (and collect) the same cells."""
+    from harness.run import results_root, tune
+
+    with _cell_lock(results_root(settings.results, suite), "tuning"):
+        reported, _, choices, _ = tune(
+            registry,
+            suite,
+            cells,
+            results=settings.results,
+            run_id=run_id,
+            executor="pytest",
+            workers=1,
+            plugins=settings.plugins,
+            blocked=settings.blocked,
+            force=settings.force,
+            threads=settings.threads,
+            metadata={"xdist_worker": os.environ.get("PYTEST_XDIST_WORKER")},
+        )
+    return reported, choices
 
 
 def _session_run_id(config: pytest.Config) -> str:
@@ -529,13 +571,16 @@ class CellItem(_RelubenchItem):
                 parts.append(f"trials missing from the store: {missing}")
             parts.append(rerun)
             raise RelubenchFailure("\n".join(parts))
-        from harness.run import judge
+        from harness.run import judge, tuning_lines
 
         # a claim whose `where` does not cover this cell is another cell's
         outcomes = judge(ctx.per_cell, rows, covered_only=True, traces=ctx.folder)
         for o in outcomes:
             self.user_properties.append((f"{o.expectation.key}", repr(o.value)))
-        self.add_report_section("call", "relubench", "\n".join(o.describe() for o in outcomes))
+        mine = [c for c in ctx.tuning if c.solver == cell.solver.name]
+        lines = tuning_lines(mine) if cell.tuned else []
+        lines += [o.describe() for o in outcomes]
+        self.add_report_section("call", "relubench", "\n".join(lines))
         if any(not o.held for o in outcomes):
             raise RelubenchFailure(
                 "\n".join(

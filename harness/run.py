@@ -242,10 +242,17 @@ def tune(
     blocked: Sequence[str] = (),
     timeout_s: float | None = None,
     force: bool = False,
+    threads: int | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[list[Cell], list[Dropped], list[TuningChoice], int]:
     """Run the tuning cells (stored with ``split = "tune"``), select each reported cell's
     values (:func:`select_tuned`) and return the reported cells, the dropped combinations,
-    the choices (also written to ``<results>/<suite>/tuning.json``) and the trials run."""
+    the choices (also written to ``<results>/<suite>/tuning.json``) and the trials run.
+
+    The run of a tuned suite starts here: ``relubench_run_start`` is called (with the
+    tuning cells) before any tuning cell runs, so the reported phase must not call it
+    again. Trials stored ``ok`` or already run under ``run_id`` are not rerun (``force``:
+    only the latter). ``executor`` ``pytest`` runs the units in this process."""
     import json
 
     session = RunSession(
@@ -259,13 +266,14 @@ def tune(
         plugins=plugins,
         blocked=blocked,
         timeout_s=timeout_s,
-        metadata={"split": "tune"},
+        metadata={**(metadata or {}), "split": "tune"},
     )
-    session.store.ensure()
-    units = session.plan(tuning_cells, set() if force else session.store.completed())
+    session.start()
+    units = session.plan(tuning_cells, session.settled(tuning_cells, force=force))
     ran = 0
     if units:
-        ex = make_executor(executor, workers, scheduler)
+        name = "serial" if executor == "pytest" else executor
+        ex = make_executor(name, workers, scheduler, threads=threads)
         try:
             ran = session.run(units, ex)
         finally:
@@ -276,6 +284,15 @@ def tune(
         json.dumps([c.to_json() for c in choices], indent=1, default=str) + "\n"
     )
     return cells, dropped, choices, ran
+
+
+def reported_count(registry: Registry, suite: Suite, tuning_cells: Sequence[Cell]) -> int:
+    """How many reported cells a tuned suite will run (which ones, tuning decides): one per
+    tuning group of ``tuning_cells`` plus the cells of the solvers without tuning axes."""
+    import pandas as pd
+
+    selected, _ = select_tuned(suite, tuning_cells, pd.DataFrame())  # any value: first
+    return len(suite.expand(registry, selected)[0])
 
 
 def tuning_lines(choices: Sequence[TuningChoice]) -> list[str]:
@@ -505,11 +522,15 @@ class RunSession:
             if run_id == self.run_id or (status == "ok" and not force)
         }
 
-    def start(self) -> None:
-        """Prepare the results folder and call ``relubench_run_start``."""
+    def start(self, *, hook: bool = True) -> None:
+        """Prepare the results folder and call ``relubench_run_start`` (unless not ``hook``:
+        the reported phase of a tuned suite, whose run started with :func:`tune`)."""
         self.store.ensure()
         self.store.clean_stale_temporaries()
-        self.hook.relubench_run_start(suite=self.suite, cells=self.cells, results_dir=self.folder)
+        if hook:
+            self.hook.relubench_run_start(
+                suite=self.suite, cells=self.cells, results_dir=self.folder
+            )
 
     def run(
         self,
@@ -734,7 +755,7 @@ def execute(
     report.tuning_trials_run = tuning_trials
     total = sum(len(u.trials) for u in units)
     report.trials_skipped = sum(c.trials for c in cells) - total
-    session.start()
+    session.start(hook=not suite.tuned)  # a tuned run started before its tuning phase
     if on_progress:
         on_progress(0, total)
     if units:

@@ -30,6 +30,7 @@ from harness.lazy import lazy_module
 from harness.rows import CREATED_AT, STATUSES, alias_type, empty_runs_columns, traces_schema
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -300,24 +301,47 @@ def _read_files(files: list[str], columns: list[str] | None = None) -> pd.DataFr
     Every file is verified (:func:`read_part`); a corrupt one is quarantined with a
     warning and left out, so one bad file never blocks a whole suite.
     """
+    table = _read_table(files, columns)
+    return None if table is None else table.to_pandas()
+
+
+def _read_table(
+    files: list[str], columns: list[str] | None = None, *, dictionary: bool = False
+) -> pa.Table | None:
+    """:func:`_read_files` as one Arrow table; with ``dictionary`` every string column is
+    dictionary-encoded file by file, so a label repeated on every row costs an index."""
     tables = []
     for f in files:
         try:
-            tables.append(read_part(f, columns))
+            table = _current_table(read_part(f, columns))
         except CorruptPartError as exc:
             quarantine(Path(f), str(exc.cause))
+            continue
         except FileNotFoundError:  # quarantined or replaced by another process meanwhile
             continue
+        # encoded as it is read: the text of every file is never held at once
+        tables.append(_dictionary_encoded(table) if dictionary else table)
     if not tables:
         return None
-    tables = [_current_table(t) for t in tables]
     schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
     if columns is not None:  # a projected read: a file without one of the columns gives nulls
         schema = pa.schema(
             [schema.field(c) if c in schema.names else (c, pa.null()) for c in columns]
         )
     aligned = [_align(t, schema) for t in tables]
-    return pa.concat_tables(aligned, promote_options="permissive").to_pandas()
+    return pa.concat_tables(aligned, promote_options="permissive")
+
+
+def _dictionary_encoded(table: pa.Table) -> pa.Table:
+    """``table`` with its string columns dictionary-encoded (int32 indices)."""
+    import pyarrow.compute as pc
+
+    cols = [
+        pc.dictionary_encode(c) if pa.types.is_string(c.type) or pa.types.is_large_string(c.type)
+        else c
+        for c in table.columns
+    ]  # fmt: skip
+    return pa.Table.from_arrays(cols, names=table.column_names)
 
 
 def _current_table(table: pa.Table) -> pa.Table:
@@ -520,12 +544,52 @@ def dedupe_runs(df: pd.DataFrame) -> pd.DataFrame:
     """
     if df.empty:
         return df
-    rank = df["status"].map(STATUS_RANK).fillna(9)
-    order = df.assign(_rank=rank).sort_values(
-        ["cell_id", "trial", "_rank", "created_at", "run_id"], kind="mergesort"
-    )
-    out = order.drop_duplicates(["cell_id", "trial"], keep="first").drop(columns="_rank")
-    return out.reset_index(drop=True)
+    return df.iloc[dedupe_positions(df)].reset_index(drop=True)
+
+
+DEDUPE_COLUMNS = ["cell_id", "trial", "status", "created_at", "run_id"]
+"""The columns :func:`dedupe_positions` reads."""
+
+
+def dedupe_positions(index: pd.DataFrame) -> np.ndarray:
+    """Positions of the rows :func:`dedupe_runs` keeps, in its order (by cell_id, trial):
+    computed from the :data:`DEDUPE_COLUMNS` alone, as small integer sort keys, so a reader
+    of millions of rows can dedupe a narrow index and take the kept rows from an Arrow
+    table. Text (categorical or not) sorts as text, missing values last."""
+    import numpy as np
+
+    cell, trial = _sort_codes(index["cell_id"]), index["trial"].to_numpy()
+    rank = index["status"].map(STATUS_RANK).astype("float64").fillna(9).to_numpy("int8")
+    keys = (_sort_codes(index["run_id"]), _sort_codes(index["created_at"]), rank, trial, cell)
+    order = np.lexsort(keys)  # stable; the last key is the first sorted on
+    cell, trial = cell[order], trial[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (cell[1:] != cell[:-1]) | (trial[1:] != trial[:-1])
+    return order[first]
+
+
+def _sort_codes(values: pd.Series) -> np.ndarray:
+    """Integers that sort as ``values`` do (missing last), for :func:`numpy.lexsort`."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(values.dtype, pd.CategoricalDtype):  # rank the categories once
+        cats = np.asarray(values.cat.categories, dtype=object)
+        rank = np.empty(len(cats) + 1, dtype="int32")
+        rank[np.argsort(cats, kind="stable")] = np.arange(len(cats), dtype="int32")
+        rank[-1] = len(cats)  # code -1: missing
+        return rank[values.cat.codes.to_numpy()]
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.where(codes < 0, len(uniques), codes).astype("int32")
+
+
+def read_runs_table(folder: str | Path, columns: list[str] | None = None) -> pa.Table | None:
+    """Every stored ``runs`` row (duplicates kept, files verified, schemas unified as
+    :func:`load_results` reads them) as one Arrow table with dictionary-encoded string
+    columns: for a folder of millions of rows, a few bytes a row where a pandas frame of
+    text takes hundreds. Dedupe with :func:`dedupe_positions` on the
+    :data:`DEDUPE_COLUMNS` and ``take`` the rows. None when nothing is stored."""
+    return _read_table(part_files(_runs_folder(folder)), columns, dictionary=True)
 
 
 def load_results(folder: str | Path, *, dedupe: bool = True) -> pd.DataFrame:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from harness.declarations import Declarations, live, read_declarations
 from harness.errors import InputError
+from harness.profiles import ProfileRows
 
 # The problem parameters the report gives a role, by the naming convention of
 # docs/writing-a-plugin.md: the sample size is ``n`` (``n_train`` for a dataset
@@ -183,12 +184,14 @@ class Layout:
 
 
 def _component_labels(runs: pd.DataFrame, kind: str) -> pd.Series:
-    """``name[p=v, ...]`` with the parameters that vary among that component's rows."""
-    labels = runs[kind].astype(str).copy()
+    """``name[p=v, ...]`` with the parameters that vary among that component's rows
+    (categorical: worked out once per distinct component, not once per row)."""
     prefix = f"{kind}."
     cols = [c for c in runs.columns if c.startswith(prefix)]
-    for name, idx in runs.groupby(kind, sort=False).groups.items():
-        rows = runs.loc[idx, cols]
+    codes, combos = _distinct(runs, [kind, *cols])
+    labels = combos[kind].astype(str)
+    for name, idx in combos.groupby(kind, sort=False).groups.items():
+        rows = combos.loc[idx, cols]
         varying = [c for c in cols if rows[c].map(canon).nunique(dropna=True) > 1]
         if not varying:
             continue
@@ -196,7 +199,35 @@ def _component_labels(runs: pd.DataFrame, kind: str) -> pd.Series:
             lambda r, vs=varying: ", ".join(f"{c[len(prefix) :]}={fmt(r[c])}" for c in vs), axis=1
         )
         labels.loc[idx] = f"{name}[" + parts + "]"
-    return labels
+    return _categorical(labels.to_numpy(dtype=object), codes, runs.index)
+
+
+def _distinct(runs: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's number among the distinct combinations of ``columns`` (missing values
+    included), and those combinations (one row each, in that numbering)."""
+    if not len(runs):
+        return np.zeros(0, dtype="int64"), runs[columns].iloc[:0]
+    codes = runs.groupby(columns, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+    first = np.full(int(codes.max()) + 1, -1, dtype="int64")
+    first[codes[::-1]] = np.arange(len(codes))[::-1]  # first row of each combination
+    return codes, runs[columns].iloc[first].reset_index(drop=True)
+
+
+def _categorical(values: np.ndarray, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """``values[codes]`` as a categorical column (categories sorted as text sorts), so a
+    label repeated on millions of rows costs a code a row."""
+    categories = sorted(set(values))
+    position = {v: i for i, v in enumerate(categories)}
+    remap = np.array([position[v] for v in values], dtype="int32")
+    return pd.Series(
+        pd.Categorical.from_codes(remap[codes], categories=categories), index=index, copy=False
+    )
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """``values.astype(str)`` (missing is ``nan``) as a categorical column."""
+    codes, combos = _distinct(values.to_frame("v"), ["v"])
+    return _categorical(combos["v"].astype(str).to_numpy(dtype=object), codes, values.index)
 
 
 def _first_present(columns: pd.Index, names: tuple[str, ...]) -> str | None:
@@ -215,13 +246,17 @@ def build_layout(runs: pd.DataFrame, declarations: Declarations | None = None) -
         raise InputError(
             f"results have no column(s) {', '.join(missing)}: not a relubench runs table"
         )
-    runs = runs.reset_index(drop=True).copy()
+    runs = runs.reset_index(drop=True)  # a lazy copy (copy-on-write): helpers added to it
     suite = str(runs["suite"].iloc[0]) if "suite" in runs.columns and len(runs) else "results"
 
-    runs["_problem"] = runs["problem"].astype(str)
+    # Text helpers are categorical, worked out per distinct value, so the layout grows
+    # with cells, not rows (a folder of millions of trials of a few thousand cells).
+    runs["_problem"] = _text(runs["problem"])
     runs["_solver"] = _component_labels(runs, "solver")
     runs["_init"] = _component_labels(runs, "initializer")
-    runs["_series"] = runs["_solver"] + " / " + runs["_init"]
+    codes, combos = _distinct(runs, ["_solver", "_init"])
+    series = (combos["_solver"].astype(str) + " / " + combos["_init"].astype(str)).to_numpy(object)
+    runs["_series"] = _categorical(series, codes, runs.index)
 
     def numeric(col: str | None) -> pd.Series:
         if col is None:
@@ -263,7 +298,9 @@ def build_layout(runs: pd.DataFrame, declarations: Declarations | None = None) -
         return (head + (" " if head and parts else "") + ", ".join(parts)).strip()
 
     if facets or several_problems:
-        runs["_facet"] = runs[["_problem", *facets]].apply(facet_label, axis=1)
+        codes, combos = _distinct(runs, ["_problem", *facets])
+        labels = combos.apply(facet_label, axis=1).to_numpy(dtype=object)
+        runs["_facet"] = _categorical(labels, codes, runs.index)
     else:
         runs["_facet"] = ""
 
@@ -273,8 +310,7 @@ def build_layout(runs: pd.DataFrame, declarations: Declarations | None = None) -
     success = next(
         (f"metric.{m}" for m in declarations.with_role("success", _names(metrics))), None
     )
-    status = runs["status"].astype(str) if "status" in runs.columns else "ok"
-    runs["_status"] = status
+    runs["_status"] = _text(runs["status"]) if "status" in runs.columns else "ok"
     runs["_counted"] = runs["_status"].isin(COUNTED_STATUSES)
     if success is not None:
         succ = pd.to_numeric(runs[success], errors="coerce").astype(float)
@@ -310,12 +346,11 @@ def select_rows(
     """The rows of one profile (default: the most recent; ``all``: every row), then
     of the ``--only`` terms (:mod:`harness.selection`). Scales are never mixed
     silently: the note names the profile used and what was left out."""
-    from harness.profiles import profile_rows
     from harness.selection import Selection
 
     if not (results_dir / "runs").is_dir():
         load_runs(results_dir)  # raises the error that names what to give instead
-    chosen = profile_rows(results_dir, profile)
+    chosen = read_profile_rows(results_dir, profile)
     note = chosen.describe()
     runs = chosen.runs
     selection = Selection.parse(only)
@@ -323,3 +358,34 @@ def select_rows(
         runs = selection.rows(runs, where=f"{results_dir} (profile {chosen.profile})")
         note += f"; --only {selection.describe()}: {len(runs)} rows"
     return ReportRows(runs, chosen.profile, note, tuple(only))
+
+
+def read_profile_rows(results_dir: Path, profile: str | None = None) -> ProfileRows:
+    """:func:`harness.profiles.profile_rows` (the same rows, in the same order) read so that
+    memory grows with cells, not rows: the part files are read into one Arrow table with
+    dictionary-encoded strings (:func:`harness.store.read_runs_table`), the profile and
+    the dedupe are worked out on its index columns alone, and only the kept rows become
+    a pandas frame, whose text columns are categorical (a code a row)."""
+    import pyarrow as pa
+
+    from harness.profiles import choose_profile, profile_rows, with_profiles
+    from harness.store import DEDUPE_COLUMNS, read_runs_table
+
+    table = read_runs_table(results_dir)
+    if table is None:
+        return profile_rows(results_dir, profile)  # nothing stored: its empty answer
+    index = with_profiles(results_dir, table.select(DEDUPE_COLUMNS).to_pandas())
+    positions, wanted, chosen, left_out = choose_profile(results_dir, index, profile)
+    del index
+    names, columns = table.column_names, table.columns
+    del table
+    if not np.array_equal(positions, np.arange(len(positions))) or len(columns[0]) != len(
+        positions
+    ):  # one column at a time: never two copies of the rows
+        for i, column in enumerate(columns):
+            columns[i] = column.take(positions)
+            del column
+    kept = pa.Table.from_arrays(columns, names=names)
+    del columns
+    runs = kept.to_pandas(split_blocks=True, self_destruct=True)
+    return ProfileRows(runs, wanted, chosen, left_out)

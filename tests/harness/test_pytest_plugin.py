@@ -328,3 +328,97 @@ def test_pytest_honours_timeout_s_and_contains_exits_and_bad_results(pytester):
     assert by_mode["sys_exit"]["error"].str.startswith("ExitCalled: sys.exit(3) was called").all()
     assert by_mode["exit0"]["error"].str.startswith("ExitCalled: os._exit(0) was called").all()
     assert by_mode["bad_shape"]["error"].str.contains(r"returned weights\['W'\] of shape").all()
+
+
+TUNABLE_PLUGIN = (Path(__file__).parents[1] / "fixture_plugins" / "tunable.py").read_text()
+
+
+@pytest.fixture
+def tunable(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tunable fixture plugin next to the toy one: the options that load it."""
+    plugin = project.makepyfile(tunable_plugin=TUNABLE_PLUGIN)
+    spec = importlib.util.spec_from_file_location("relubench_plugin_tunable_plugin", plugin)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "relubench_plugin_tunable_plugin", module)
+    return ["--relubench-plugin", plugin.name]
+
+
+TUNED_SUITE = """
+[suite]
+name = "toy"
+trials = 2
+seed = 1
+
+[[problems]]
+name = "toy_line"
+d = 4
+n = [8, 16]
+
+[[initializers]]
+name = "toy_zero"
+
+[[solvers]]
+name = "toy_scaled"
+scale = { tune = [0.5, 1.0, 2.0] }
+
+[[solvers]]
+name = "toy_stay"
+
+[tuning]
+metric = "toy_error"
+goal = "min"
+trials = 2
+
+[metrics]
+names = ["toy_error"]
+
+# holds only with the chosen scale 1.0: the tuning rows (0.5, 2.0) would fail it
+[[expect]]
+where = "solver == 'toy_scaled'"
+check = "max(toy_error) < 1e-8"
+"""
+
+
+def test_tuned_suite_tunes_first_and_judges_claims_on_reported_rows(project, tunable, monkeypatch):
+    log = project.path / "hooks.log"
+    monkeypatch.setenv("RELUBENCH_HOOK_LOG", str(log))
+    project.makefile(".toml", toy=TUNED_SUITE)
+    plugin = tunable
+    result = project.runpytest("-v", *plugin)
+    # items: the reported cells (the chosen scale only) and the claim
+    result.assert_outcomes(passed=5)
+    ids = [line.split(" PASSED")[0] for line in result.outlines if " PASSED" in line]
+    assert ids == [  # the chosen value is in the id
+        "toy.toml::toy::toy_scaled[toy_line n=8, toy_zero, scale=1]",
+        "toy.toml::toy::toy_stay[toy_line n=8, toy_zero]",
+        "toy.toml::toy::toy_scaled[toy_line n=16, toy_zero, scale=1]",
+        "toy.toml::toy::toy_stay[toy_line n=16, toy_zero]",
+        "toy.toml::toy::expect[0]",
+    ]
+    runs = stored(project)
+    tune, test = runs[runs["split"] == "tune"], runs[runs["split"] == "test"]
+    assert sorted(tune["solver.scale"].unique()) == [0.5, 1.0, 2.0]
+    assert len(tune) == 2 * 3 * 2  # n values x scale values x tuning trials
+    assert set(test.loc[test["solver"] == "toy_scaled", "solver.scale"]) == {1.0}
+    assert len(test) == 2 * 2 * 2  # n values x solvers x trials
+    assert (project.path / "results" / "toy" / "tuning.json").exists()
+    # the run started (once) before any cell of either phase ran
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("start") and sum(x.startswith("start") for x in lines) == 1
+    assert [x.split()[1] for x in lines[1:]] == ["tune"] * 6 + ["test"] * 4
+    # a second session resumes both phases: nothing runs again
+    log.unlink()
+    project.runpytest(*plugin).assert_outcomes(passed=5)
+    assert log.read_text().splitlines() == ["start 6"]
+    assert len(stored(project)) == len(runs)
+
+
+def test_tuned_claim_fails_when_the_reported_value_misses_it(project, tunable):
+    # goal max chooses scale 2.0: the claim, judged on the reported rows, fails
+    project.makefile(".toml", toy=TUNED_SUITE.replace('goal = "min"', 'goal = "max"'))
+    result = project.runpytest(*tunable)
+    result.assert_outcomes(passed=4, failed=1)
+    assert "FAILED toy.toml::toy::expect[0]" in result.stdout.str()
+    runs = stored(project)
+    assert set(runs.loc[runs["split"] == "test", "solver.scale"].dropna()) == {2.0}

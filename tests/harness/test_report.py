@@ -576,3 +576,69 @@ def test_report_of_a_single_solver_has_no_pairs(tmp_path: Path) -> None:
     summary = (build_report(folder, n_boot=10) / "summary.md").read_text()
     assert "One method only (altmin): nothing to rank or pair" in summary
     assert "average rank" not in summary and "| altmin | ok |" in summary
+
+
+TWO_PROFILES = """
+[suite]
+name = "dup"
+trials = 3
+seed = 0
+
+[[problems]]
+name = "toy_line"
+d = 4
+n = [2, 8]
+
+[[initializers]]
+name = "toy_zero"
+
+[[solvers]]
+name = "toy_lsq"
+diverge = [false, true]
+
+[metrics]
+names = ["toy_error"]
+
+[profiles.smoke]
+problems.n = [8]
+suite.trials = 2
+"""
+
+
+def test_report_rows_read_from_arrow_equal_the_pandas_rows(write_suite, tmp_path: Path) -> None:
+    """The report's lean reader (dictionary-encoded Arrow, dedupe on the index) keeps the
+    rows profile_rows keeps, in its order: duplicates of a forced rerun, trials not ok,
+    two profiles, every --profile choice."""
+    from harness.profiles import profile_rows, tagged_rows
+    from harness.report.data import read_profile_rows
+    from harness.run import execute
+    from harness.store import STATUS_RANK
+
+    toy = str(Path(__file__).parents[1] / "fixture_plugins" / "toy.py")
+    path = write_suite(TWO_PROFILES)
+    results = tmp_path / "res"
+    for profile, force in ((None, False), (None, True), ("smoke", False), ("smoke", True)):
+        execute(path, executor="serial", results=results, plugins=[toy], force=force,
+                profile=profile, check=False)  # fmt: skip
+    folder = results / "dup"
+    # dedupe as it was first written (pandas sort of whole rows), the reference
+    tagged = tagged_rows(folder)
+    rank = tagged["status"].map(STATUS_RANK).fillna(9)
+    keys = ["cell_id", "trial", "_rank", "created_at", "run_id"]
+    order = tagged.assign(_rank=rank).sort_values(keys, kind="mergesort")
+    expected = order.drop_duplicates(["cell_id", "trial"]).drop(columns=["_rank", "profile"])
+    assert len(expected) < len(tagged)  # the forced reruns stored duplicates
+    everything = read_profile_rows(folder, "all").runs
+    pd.testing.assert_frame_equal(
+        everything.astype(object), expected.reset_index(drop=True).astype(object)
+    )
+    for profile in (None, "default", "smoke", "all"):
+        lean, full = read_profile_rows(folder, profile), profile_rows(folder, profile)
+        assert (lean.profile, lean.chosen, lean.left_out) == (
+            full.profile, full.chosen, full.left_out,
+        )  # fmt: skip
+        assert len(lean.runs) == len(full.runs) > 0
+        pd.testing.assert_frame_equal(
+            lean.runs.astype(object), full.runs.astype(object), check_dtype=False
+        )
+    assert (full.runs["status"] != "ok").any()  # the diverging solver's trials

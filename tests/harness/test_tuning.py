@@ -132,3 +132,32 @@ def test_the_report_leaves_tuning_rows_out_and_states_the_choices(tmp_path):
     assert "## Tuning" in summary
     assert "step_size in {1e-05, 0.5} -> 0.5" in summary
     assert "1e-05" not in summary.split("## Tuning")[0]  # no tuning cell in the tables
+
+
+HOOKS_PLUGIN = Path(__file__).parents[1] / "fixture_plugins" / "tunable.py"
+
+
+def test_run_start_comes_before_every_cell_of_both_phases(tmp_path, monkeypatch):
+    log = tmp_path / "hooks.log"
+    monkeypatch.setenv("RELUBENCH_HOOK_LOG", str(log))
+    path = _write(tmp_path, SUITE.format(goal="min"))
+    execute(path, executor="serial", results=tmp_path / "res", plugins=[str(HOOKS_PLUGIN)])
+    lines = log.read_text().splitlines()
+    # once, first, with the tuning cells (n values x step values); then 4 tuning units
+    # and the 4 reported cells (n values x solvers)
+    assert lines[0] == "start 4" and sum(x.startswith("start") for x in lines) == 1
+    splits = [x.split()[1] for x in lines[1:]]
+    assert splits == ["tune"] * 4 + ["test"] * 4
+
+
+def test_dry_run_shows_the_tuning_cells_then_the_reported_count(tmp_path, capsys):
+    from harness.cli import main
+
+    path = _write(tmp_path, SUITE.format(goal="min"))
+    assert main(["run", str(path), "--dry-run", "--results", str(tmp_path / "r")]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "tuning cells (split = tune): 4 cells x 2 tuning trials = 8 trials" in text
+    assert "selecting by min mean param_error" in text
+    assert "reported cells: chosen after tuning, 4 cells x 3 trials = 12 trials" in text
+    assert text.index("tuning cells") < text.index("step_size=1e-05") < text.index("reported")
+    assert not (tmp_path / "r").exists()
