@@ -875,14 +875,14 @@ def _paired(node: ast.Call, scope: _Scope) -> float:
 
 
 def _declarations() -> Any:
-    """What the installed metrics declare (direction, role), for the paired tests; None
-    when the plugins cannot be loaded (then ``success`` is maximised, others minimised)."""
-    from harness.declarations import live
+    """What the installed metrics declare (direction, role), for the paired tests; nothing
+    when the plugins cannot be loaded (then every metric is minimised and none is binary)."""
+    from harness.declarations import Declarations, live
 
     try:
         return live()
     except Exception:  # noqa: BLE001 - a broken plugin leaves the defaults
-        return None
+        return Declarations()
 
 
 def _aggregate(node: ast.Call, scope: _Scope) -> Any:

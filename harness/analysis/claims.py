@@ -16,7 +16,7 @@ import pandas as pd
 from harness.analysis.data import annotate, metric_info, scored
 from harness.analysis.paired import PairedTest, mcnemar_exact, wilcoxon_paired
 from harness.analysis.pairwise import resolve_method
-from harness.declarations import Declarations
+from harness.declarations import Declarations, live
 
 
 def paired_claim(
@@ -39,6 +39,8 @@ def paired_claim(
     Rows of a tuning split are left out.
     """
     rows = annotate(runs)
+    if declarations is None:  # what the installed plugins declare
+        declarations = live()
     info = metric_info([metric], directions, declarations=declarations)[metric]
     a_name = resolve_method(rows, worse, "paired claim: method")
     b_name = resolve_method(rows, better, "paired claim: method")

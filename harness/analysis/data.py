@@ -33,9 +33,6 @@ from harness.errors import InputError
 Direction = Literal["min", "max"]
 OUTCOME_METRICS = ("time_s", "iterations")
 """Per-trial numbers every row has besides the ``metric.<name>`` columns."""
-BINARY_METRICS = ("success",)
-"""Metrics compared as paired successes (exact McNemar) even if undeclared; a metric that
-declares the role ``success`` is one too."""
 RATIO_METRICS = ("time_s",)
 """Metrics whose change is reported as a ratio (new / old) and tested on log ratios."""
 POINT_KINDS = ("problem", "initializer")
@@ -51,8 +48,9 @@ class MetricInfo:
 
 
 def default_directions(metrics: Iterable[str]) -> dict[str, Direction]:
-    """The direction of a metric nobody declared: ``success`` is maximised, others minimised."""
-    return {m: "max" if m in BINARY_METRICS else "min" for m in metrics}
+    """The direction of a metric nobody declared (nor ``--direction``): minimised. The core
+    knows no metric by name; what is better, and what is a success, metrics declare."""
+    return dict.fromkeys(metrics, "min")
 
 
 def metric_info(
@@ -66,7 +64,7 @@ def metric_info(
     metric; :mod:`harness.declarations`), then :func:`default_directions`."""
     metrics = list(metrics)
     resolved: dict[str, str] = default_directions(metrics)
-    binary = set(BINARY_METRICS)
+    binary: set[str] = set()
     if declarations is not None:
         for m in metrics:
             d = declarations.direction(m)

@@ -26,7 +26,12 @@ from harness.errors import InputError
 
 FIXTURES = Path(__file__).parents[1] / "fixture_plugins"
 PLUGIN, TOY = FIXTURES / "versioned.py", FIXTURES / "toy.py"
-INFO = metric_info(["success", "param_error", "time_s"])
+# What the runs' metadata declares for the metrics these tests compare (the core knows no
+# metric by name: an undeclared metric is minimised and compared as a difference).
+DECLARED = Declarations(
+    {"success": {"role": "success", "direction": "higher"}, "param_error": {"role": "error"}}
+)
+INFO = metric_info(["success", "param_error", "time_s"], declarations=DECLARED)
 ALPHA = 0.05
 
 SUITE = """
@@ -329,6 +334,13 @@ def test_fail_on_parsing():
         parse_fail_on(["sucess"], INFO)
     with pytest.raises(InputError, match="expected METRIC"):
         parse_fail_on(["time_s>>2"], INFO)
+
+
+def test_an_undeclared_metric_is_minimised_whatever_its_name():
+    # no name is special: without a declaration, "success" is a number to minimise
+    (info,) = metric_info(["success"]).values()
+    assert (info.direction, info.kind) == ("min", "difference")
+    assert INFO["success"].direction == "max" and INFO["success"].kind == "binary"
 
 
 # --- real runs of a test plugin in two versions ----------------------------------------------
