@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="METRIC=min|max",
-        help="which way a metric is better (default: as the metric declares; an undeclared metric is minimised)",
+        help="which way a metric is better (default: as declared; undeclared: minimised)",
     )
     p.add_argument(
         "--budget",
