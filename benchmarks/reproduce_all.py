@@ -11,13 +11,20 @@ docs recorded where they give one. The table goes to stdout and, as Markdown, to
 This is hours of work on two cores: use ``--dry`` to list what would run, ``--suites``
 and ``--profile`` to run a part.
 
-Usage: python benchmarks/reproduce_all.py [--dry] [--suites jagatap-fig1,oymak-fig2]
-       [--profile smoke] [--workers N] [--out FILE]
+Usage: python benchmarks/reproduce_all.py [--dry] [--suites jagatap-fig1,oymak-fig2:medium]
+       [--profile smoke] [--workers N] [--out FILE] [--results DIR]
+
+A suite written ``name:profile`` runs that profile. With ``--results DIR`` the runs are kept
+(``DIR/<suite>``, logs in ``DIR/logs``): a second invocation resumes them, and ``relubench
+report DIR/<suite>`` draws their figures. The table is rewritten after every suite (a long
+run stopped halfway keeps the rows it finished), each row with the load average at its
+start, and ``--out`` also lists every claim line (held / failed, with the measured value).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -58,22 +65,48 @@ def doc_profiles() -> dict[str, str]:
     return out
 
 
-def run_one(suite: str, profile: str, workers: int | None, tmp: Path) -> dict[str, object]:
-    log = tmp / f"{suite}.log"
+def run_one(suite: str, profile: str, workers: int | None, results: Path) -> dict[str, object]:
+    logs = results / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{suite}.{profile}.log"
     cmd = [sys.executable, "-m", "harness.cli", "run", str(ROOT / "suites" / f"{suite}.toml")]
-    cmd += ["--profile", profile, "--results", str(tmp / "results"), "--no-progress"]
+    cmd += ["--profile", profile, "--results", str(results), "--no-progress"]
     if workers:
         cmd += ["--workers", str(workers)]
+    load = os.getloadavg()[0]
     m = measure(cmd, output=log)
     text = log.read_text()
     ran = re.search(r"ran (\d+) trials", text)
     return {
         **m,
+        "load": load,
         "trials": int(ran.group(1)) if ran else 0,
+        "claims": re.findall(r"^(?:held|failed) .*$", text, re.M),
         "held": len(re.findall(r"^held ", text, re.M)),
         "failed": len(re.findall(r"^failed ", text, re.M)),
         "tail": text.strip().splitlines()[-1] if text.strip() else "",
     }
+
+
+def write_table(out: Path, rows: list[tuple[str, str, dict[str, object]]]) -> None:
+    lines = [
+        "| suite | profile | trials | wall s | CPU s | peak GiB | load at start | held "
+        "| failed | exit | recorded s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s, p, r in rows:
+        lines.append(
+            f"| {s} | {p} | {r['trials']} | {r['wall']:.1f} | {r['cpu']:.1f} | "
+            f"{r['rss'] / 2**30:.2f} | {r['load']:.1f} | {r['held']} | {r['failed']} | "
+            f"{r['rc']} | {RECORDED_S.get(s, '-')} |"
+        )
+    wall = sum(r["wall"] for _, _, r in rows)
+    lines.append(f"\nTotal wall {wall:.0f} s over {len(rows)} suites.\n")
+    for s, p, r in rows:
+        lines.append(f"\n### {s} ({p})\n\n```")
+        lines += [c[:400] for c in r["claims"]] or ["(no claims judged)"]
+        lines.append("```")
+    out.write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -83,13 +116,15 @@ def main() -> None:
     ap.add_argument("--profile", help="run this profile instead of the reported one (e.g. smoke)")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "reproduce_all.md")
+    ap.add_argument("--results", type=Path, help="keep the runs here (default: a temporary folder)")
     args = ap.parse_args()
     profiles = doc_profiles()
-    suites = args.suites.split(",") if args.suites else sorted(profiles)
-    unknown = [s for s in suites if not (ROOT / "suites" / f"{s}.toml").is_file()]
+    wanted = args.suites.split(",") if args.suites else sorted(profiles)
+    named = [w.partition(":") for w in wanted]
+    unknown = [s for s, _, _ in named if not (ROOT / "suites" / f"{s}.toml").is_file()]
     if unknown:
         raise SystemExit(f"--suites: no such suite file: {', '.join(unknown)}")
-    plan = [(s, args.profile or profiles.get(s, "full")) for s in suites]
+    plan = [(s, p or args.profile or profiles.get(s, "full")) for s, _, p in named]
     if args.dry:
         total = sum(RECORDED_S.get(s, 0) for s, _ in plan)
         for s, p in plan:
@@ -100,31 +135,19 @@ def main() -> None:
         print("most expensive (recorded): " + ", ".join(s for s, _ in top))
         return
     header("Target 4: every suite's reproduction profile")
-    rows = []
+    rows: list[tuple[str, str, dict[str, object]]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        results = args.results or Path(tmp)
         for s, p in plan:
-            r = run_one(s, p, args.workers, Path(tmp))
+            r = run_one(s, p, args.workers, results)
             rows.append((s, p, r))
             print(
                 f"   {s:<20} {p:<7} {r['trials']:>6} trials {r['wall']:>8.1f} s wall "
-                f"{r['cpu']:>8.1f} s CPU {r['rss'] / 2**30:>5.2f} GiB  held {r['held']} "
-                f"failed {r['failed']}  exit {r['rc']}",
+                f"{r['cpu']:>8.1f} s CPU {r['rss'] / 2**30:>5.2f} GiB  load {r['load']:.1f}  "
+                f"held {r['held']} failed {r['failed']}  exit {r['rc']}",
                 flush=True,
             )
-    lines = [
-        "| suite | profile | trials | wall s | CPU s | peak GiB | held | failed | exit "
-        "| recorded s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for s, p, r in rows:
-        lines.append(
-            f"| {s} | {p} | {r['trials']} | {r['wall']:.1f} | {r['cpu']:.1f} | "
-            f"{r['rss'] / 2**30:.2f} | {r['held']} | {r['failed']} | {r['rc']} | "
-            f"{RECORDED_S.get(s, '-')} |"
-        )
-    wall = sum(r["wall"] for _, _, r in rows)
-    lines.append(f"\nTotal wall {wall:.0f} s over {len(rows)} suites.")
-    args.out.write_text("\n".join(lines) + "\n")
+            write_table(args.out, rows)
     print(f"   table: {args.out}")
 
 
