@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from harness import Instance, SolveContext, Solver, SolveResult, TrialStopper, Weights, param
-from plugins.oymak_asif.models import AdditiveModel, activations
+from plugins.oymak_asif.models import AdditiveModel, Workspace, activations
 
 CHECK_EVERY = 8
 """Iterations between two looks at which trials have stopped (a host sync on a GPU); in
@@ -81,9 +81,10 @@ class CenteredPGD(Solver):
         # and leave the batch every CHECK_EVERY iterations (one host sync).
         stop = TrialStopper(B, p.max_iter, device=device, check_every=CHECK_EVERY)
         wa = w.clone()
+        work = Workspace()  # the (b, n, d) intermediates, reused across iterations
         for t in stop:
             Xk, yk = parts[(t - 1) % p.batches]  # Theorem 3.1: batch tau mod K
-            step = mu * model.centered_grad({"w": wa}, Xk, yk)  # eq. (4)
+            step = mu * model.centered_grad({"w": wa}, Xk, yk, work)  # eq. (4)
             w_new = (wa - step).clamp(-p.theta, p.theta)  # projection onto C_Theta
             change = (w_new - wa).norm(dim=1)
             finite = torch.isfinite(change)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -139,3 +141,22 @@ def test_gd_is_a_common_solver_available_without_zhang_gd():
     registry = get_registry(blocked=["zhang_gd"])
     assert registry.plugin_of("solver", "gd") == "common"
     assert registry.get("solver", "gd").supports("one_hidden")
+
+
+def test_one_hidden_gradient_is_bitwise_the_masked_product():
+    # The in-place mask 1{Z >= 0} r must give exactly the products (Z >= 0).to(dtype) * r,
+    # signed zeros and non-finite residuals included (a diverging trial stays NaN).
+    inst = OneHidden(OneHiddenParams(d=7, k=3, n=64)).sample(gens(4), torch.float64)
+    W = torch.randn(4, 7, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    y = inst.y.clone()
+    y[1, :5] = math.inf
+    y[2, 0] = math.nan
+    W[3, :, 0] = 0.0  # Z = 0 exactly: the step is 1 there
+    Z = inst.X @ W
+    r = torch.relu(Z).sum(-1) - y
+    mask = (Z >= 0).to(Z.dtype) * r.unsqueeze(-1)
+    expected = inst.X.transpose(1, 2) @ mask / inst.X.shape[1]
+    got = inst.model.grad({"W": W}, inst.X, y)["W"]
+    assert torch.equal(got.isnan(), expected.isnan())
+    assert torch.equal(got.nan_to_num(), expected.nan_to_num())
+    assert torch.isfinite(got[[0, 3]]).all() and not torch.isfinite(got[1]).all()

@@ -12,7 +12,7 @@ from plugins.common.gd import GD
 from plugins.common.metrics import ParamError
 from plugins.oymak_asif.centered_pgd import CenteredPGD, centered_curvature
 from plugins.oymak_asif.metrics import RelErrorSq
-from plugins.oymak_asif.models import activations
+from plugins.oymak_asif.models import AdditiveModel, Workspace, activations
 from plugins.oymak_asif.problems import Additive, sample_inputs
 
 DT = torch.float64
@@ -125,3 +125,60 @@ def test_rel_error_sq_is_squared_param_error_and_trials_stay_independent():
     assert torch.allclose(out.weights["w"][2], alone.weights["w"][0])
     err = RelErrorSq().compute(inst, out.weights, None)
     assert torch.allclose(err[[0, 2]], ParamError().compute(inst, out.weights, None)[[0, 2]] ** 2)
+
+
+def _reference_grads(model, w, X, y):
+    """Gradients (3) and (4) as the model computed them before the workspace: two fresh
+    sums w + x_i, one for the outputs and one for the steps."""
+    D = activations(w, X)
+    r = model.forward({"w": w}, X) - y
+    rc = r - r.mean(1, keepdim=True)
+    return (r.unsqueeze(1) @ D).squeeze(1) / X.shape[1], (rc.unsqueeze(1) @ D).squeeze(1) / X.shape[
+        1
+    ]
+
+
+def test_workspace_gradients_are_bitwise_the_fresh_ones_and_reuse_their_buffers():
+    inst = _additive(B=4, d=30, n=90)
+    model: AdditiveModel = inst.model
+    w = 0.8 * torch.randn(4, 30, generator=torch.Generator().manual_seed(3), dtype=DT)
+    w[0, :3] = -inst.X[0, 0, :3]  # w + x_i exactly 0 on some entries: the step is 1 there
+    w[3, 0] = math.nan  # a NaN trial stays NaN and leaves the others alone
+    plain, centered = _reference_grads(model, w, inst.X, inst.y)
+    work = Workspace()
+    for _ in range(2):  # the second call runs on the first call's buffers
+        assert torch.equal(model.grad({"w": w}, inst.X, inst.y, work)["w"][:3], plain[:3])
+        got = model.centered_grad({"w": w}, inst.X, inst.y, work)
+        assert torch.equal(got[:3], centered[:3]) and torch.isnan(got[3]).all()
+    assert torch.equal(model.grad({"w": w}, inst.X, inst.y)["w"][:3], plain[:3])  # no workspace
+    z = work.buffer("z", torch.Size((4, 90, 30)), inst.X)
+    assert z.data_ptr() == work.buffer("z", torch.Size((4, 90, 30)), inst.X).data_ptr()
+    # A smaller running batch (trials stopped) gets buffers of its own shape.
+    rows = [1, 2]
+    got = model.centered_grad({"w": w[rows]}, inst.X[rows], inst.y[rows], work)
+    assert torch.equal(got, centered[rows])
+    assert work.buffer("z", torch.Size((2, 90, 30)), inst.X).shape == (2, 90, 30)
+
+
+class _FreshAdditive(AdditiveModel):
+    """The additive model without buffer reuse (every gradient on fresh tensors)."""
+
+    def centered_grad(self, weights, X, y, work=None):
+        return super().centered_grad(weights, X, y, None)
+
+
+def test_centered_pgd_with_the_workspace_ends_bitwise_where_fresh_tensors_end():
+    # Trials stop at different iterations (the batch shrinks, buffers are replaced) and
+    # Theorem 3.1's batches alternate two data shapes through the same workspace.
+    inst = _additive(B=5, d=20, n=61)
+    fresh = _additive(B=5, d=20, n=61)
+    fresh.model = _FreshAdditive(20)
+    counts = []
+    for params in ({"max_iter": 400}, {"max_iter": 200, "batches": 2}):
+        solver = CenteredPGD(CenteredPGD.make_params(params))
+        a = solver.solve(inst, _zero(inst), _ctx(5))
+        b = solver.solve(fresh, _zero(fresh), _ctx(5))
+        assert torch.equal(a.weights["w"], b.weights["w"])
+        assert torch.equal(a.iterations, b.iterations)
+        counts.append(set(a.iterations.tolist()))
+    assert len(counts[0]) > 1  # the unbatched trials did stop at different iterations
