@@ -25,6 +25,11 @@ class GDParams:
     )
 
 
+def column_major(X: torch.Tensor) -> torch.Tensor:
+    """X (B, n, d) with the same values, each trial's matrix stored column by column."""
+    return X if X.mT.is_contiguous() else X.mT.contiguous().mT
+
+
 def _sq_norm(W: Weights) -> torch.Tensor:
     """Per-trial squared Frobenius norm over all weight tensors, (b,)."""
     return sum(v.flatten(1).pow(2).sum(1) for v in W.values())  # type: ignore[return-value]
@@ -61,6 +66,12 @@ class GD(Solver):
         W = {k: v.clone() for k, v in weights.items()}
         stop = TrialStopper(B, self.params.max_iter, device=device, check_every=CHECK_EVERY)
         gens = list(ctx.generators)
+        # Full batch, a model whose gradient reads X^T (one_hidden): X^T contiguous, the
+        # same numbers at 0.6x the time of the transposed product (J2's GD).
+        layout = (
+            column_major if not minibatch and getattr(model, "column_major_inputs", False) else None
+        )
+        X = layout(X) if layout else X
         Xa, ya, model_a = X, y, model
         Wa = {k: v.clone() for k, v in W.items()}
         Xp, yp, pos = X, y, n  # this epoch's shuffled data (minibatch mode)
@@ -93,6 +104,7 @@ class GD(Solver):
                 Wa = {k: v[rows] for k, v in Wa.items()}
                 index = stop.index
                 Xa, ya, model_a = X[index], y[index], model.select(index)
+                Xa = layout(Xa) if layout else Xa
                 if minibatch:
                     Xp, yp = Xp[rows], yp[rows]
         return SolveResult(stop.scatter(W, Wa), stop.iterations)

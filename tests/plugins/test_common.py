@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from harness import Model, SolveContext
+from plugins.common.gd import GD, GDParams, column_major
 from plugins.common.initializers import Perturbed, PerturbedParams
 from plugins.common.matching import match_columns, permute_columns
 from plugins.common.metrics import relative_error
+from plugins.common.models import OneHiddenModel
 from plugins.common.problems import OneHidden, OneHiddenParams, SingleNeuron, SingleNeuronParams
 from plugins.jagatap_hegde.altmin import AltMin, AltMinParams
 
@@ -160,3 +162,24 @@ def test_one_hidden_gradient_is_bitwise_the_masked_product():
     assert torch.equal(got.isnan(), expected.isnan())
     assert torch.equal(got.nan_to_num(), expected.nan_to_num())
     assert torch.isfinite(got[[0, 3]]).all() and not torch.isfinite(got[1]).all()
+
+
+class _RowMajorOneHidden(OneHiddenModel):
+    column_major_inputs = False
+
+
+def test_gd_on_column_major_inputs_ends_bitwise_where_row_major_inputs_end():
+    # GD keeps one_hidden inputs column-major (X^T contiguous) for speed; trials stop at
+    # different iterations, so the running batch is re-indexed on the way.
+    assert column_major(torch.zeros(2, 5, 3)).mT.is_contiguous()
+    inst = OneHidden(OneHiddenParams(d=6, k=3, n=90)).sample(gens(5), torch.float64)
+    plain = OneHidden(OneHiddenParams(d=6, k=3, n=90)).sample(gens(5), torch.float64)
+    plain.model = _RowMajorOneHidden(6, 3)
+    W0 = {"W": 0.3 * torch.randn(5, 6, 3, generator=torch.Generator().manual_seed(2))}
+    W0 = {"W": W0["W"].to(torch.float64)}
+    solver = GD(GDParams(step_size=0.5, max_iter=400, tol=1e-4))
+    a = solver.solve(inst, W0, ctx(5))
+    b = solver.solve(plain, W0, ctx(5))
+    assert torch.equal(a.weights["W"], b.weights["W"])
+    assert torch.equal(a.iterations, b.iterations)
+    assert len(set(a.iterations.tolist())) > 1
