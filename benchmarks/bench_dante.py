@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,7 +64,8 @@ def reduced_suite(text: str) -> str:
     return text.replace('name = "dante-sigmoid"', 'name = "dante-sigmoid-bench"')
 
 
-def run_cli(tree: Path, args: list[str]) -> tuple[float, str]:
+def run_cli(tree: Path, args: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system of the child) and output of one CLI run."""
     env = {
         **os.environ,
         "PYTHONPATH": str(tree),
@@ -72,12 +74,15 @@ def run_cli(tree: Path, args: list[str]) -> tuple[float, str]:
         "OPENBLAS_NUM_THREADS": "1",
     }
     cmd = ["nice", "-n", "10", "python3", "-m", "harness.cli", *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd="/", env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, 1):  # 1: a claim failed (a reduced run judges few rows)
         raise SystemExit(f"bench_dante: {' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
-    return wall, proc.stdout + proc.stderr
+    return wall, cpu, proc.stdout + proc.stderr
 
 
 def imported_from(tree: Path) -> str:
@@ -179,21 +184,25 @@ def main() -> None:
         sides = [("base", args.base, []), ("new", args.new, [])]
         if args.float32:
             sides.append(("new-f32", args.new, ["--set", "dtype=float32"]))
-        times: dict[str, list[float]] = {name: [] for name, _, _ in sides}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in sides}
         for r in range(args.repeats):
             for name, tree, extra in sides:
-                wall, _ = run_cli(tree, [*cmd, *extra, "--results", str(tmp / f"{name}{r}")])
-                times[name].append(wall)
+                wall, cpu, _ = run_cli(tree, [*cmd, *extra, "--results", str(tmp / f"{name}{r}")])
+                times[name].append((wall, cpu))
+                load = os.getloadavg()[0]
                 print(
-                    f"   round {r + 1}: {name:<7} {wall:8.1f} s   (load {os.getloadavg()[0]:.1f})"
+                    f"   round {r + 1}: {name:<7} wall {wall:7.1f} s  cpu {cpu:7.1f} s  (load {load:.1f})"
                 )
         for name in times:
             if name == "base":
                 continue
-            ratio = statistics.median(b / n for b, n in zip(times["base"], times[name]))
-            print(f"   baseline {statistics.median(times['base']):.1f} s, {name} "
-                  f"{statistics.median(times[name]):.1f} s, ratio {ratio:.2f}x, "
-                  f"target 2x: {'MET' if ratio >= 2 else 'NOT MET'}")  # fmt: skip
+            for i, unit in ((1, "cpu"), (0, "wall")):
+                ratio = statistics.median(b[i] / n[i] for b, n in zip(times["base"], times[name]))
+                base_s = statistics.median(t[i] for t in times["base"])
+                new_s = statistics.median(t[i] for t in times[name])
+                verdict = "" if i else f", target 2x: {'MET' if ratio >= 2 else 'NOT MET'}"
+                print(f"   {unit:<4} baseline {base_s:.1f} s, {name} {new_s:.1f} s, "
+                      f"ratio {ratio:.2f}x{verdict}")  # fmt: skip
         identical = compare(tmp / "base0", tmp / "new0")
         print(f"   float64 results of the timed runs bitwise identical: {identical}")
     finally:
