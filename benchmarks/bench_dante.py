@@ -190,9 +190,8 @@ def main() -> None:
                 wall, cpu, _ = run_cli(tree, [*cmd, *extra, "--results", str(tmp / f"{name}{r}")])
                 times[name].append((wall, cpu))
                 load = os.getloadavg()[0]
-                print(
-                    f"   round {r + 1}: {name:<7} wall {wall:7.1f} s  cpu {cpu:7.1f} s  (load {load:.1f})"
-                )
+                took = f"wall {wall:7.1f} s  cpu {cpu:7.1f} s"
+                print(f"   round {r + 1}: {name:<7} {took}  (load {load:.1f})")
         for name in times:
             if name == "base":
                 continue
