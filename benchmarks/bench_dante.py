@@ -204,6 +204,14 @@ def main() -> None:
                       f"ratio {ratio:.2f}x{verdict}")  # fmt: skip
         identical = compare(tmp / "base0", tmp / "new0")
         print(f"   float64 results of the timed runs bitwise identical: {identical}")
+        if args.float32:  # what float32 changes: the final metrics side by side
+            (r64, _), (r32, _) = load(tmp / "new0"), load(tmp / "new-f320")
+            for c in sorted(c for c in r64.columns if c.startswith("metric.")):
+                for i in range(len(r64)):
+                    a, b = float(r64[c][i]), float(r32[c][i])
+                    rel = abs(a - b) / max(abs(a), 1e-300)
+                    print(f"   {r64.solver[i]:<8} trial {r64.trial[i]} {c:<22} float64 {a:.6g}  "
+                          f"float32 {b:.6g}  rel. diff {rel:.1e}")  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
