@@ -199,7 +199,7 @@ def main() -> None:
                 ratio = statistics.median(b[i] / n[i] for b, n in zip(times["base"], times[name]))
                 base_s = statistics.median(t[i] for t in times["base"])
                 new_s = statistics.median(t[i] for t in times[name])
-                verdict = "" if i else f", target 2x: {'MET' if ratio >= 2 else 'NOT MET'}"
+                verdict = f", target 2x: {'MET' if ratio >= 2 else 'NOT MET'}" if i else ""
                 print(f"   {unit:<4} baseline {base_s:.1f} s, {name} {new_s:.1f} s, "
                       f"ratio {ratio:.2f}x{verdict}")  # fmt: skip
         identical = compare(tmp / "base0", tmp / "new0")
