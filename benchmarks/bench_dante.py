@@ -189,9 +189,9 @@ def main() -> None:
             for name, tree, extra in sides:
                 wall, cpu, _ = run_cli(tree, [*cmd, *extra, "--results", str(tmp / f"{name}{r}")])
                 times[name].append((wall, cpu))
-                load = os.getloadavg()[0]
+                avg = os.getloadavg()[0]
                 took = f"wall {wall:7.1f} s  cpu {cpu:7.1f} s"
-                print(f"   round {r + 1}: {name:<7} {took}  (load {load:.1f})")
+                print(f"   round {r + 1}: {name:<7} {took}  (load {avg:.1f})")
         for name in times:
             if name == "base":
                 continue
