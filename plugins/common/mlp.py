@@ -33,6 +33,8 @@ losses), or of the cross-entropy with class-index targets.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -114,6 +116,7 @@ class MLPModel(Model):
             bad = identity_mismatch(self.sizes)
             if bad:
                 raise ValueError(bad)
+        self.memo = LayerMemo()
 
     # -- structure ------------------------------------------------------------
     @property
@@ -154,6 +157,14 @@ class MLPModel(Model):
         of (B, n, 1) for a ``scalar_output`` (regression targets are (B, n), as in
         every other family).
         """
+        if not torch.is_grad_enabled():
+            # Metrics and traces evaluate the same layers on the same fixed tensors again
+            # and again (the test set for test_loss and test_accuracy, the layers a DANTE
+            # visit does not change): the stored output of that very computation.
+            return self.memo.get_or_compute(l, H, weights, self._apply_layer)
+        return self._apply_layer(weights, l, H)
+
+    def _apply_layer(self, weights: Weights, l: int, H: torch.Tensor) -> torch.Tensor:
         if H.dim() == 2:  # a scalar regression output fed back in (B, n) -> (B, n, 1)
             H = H.unsqueeze(-1)
         Z = torch.baddbmm(weights[f"b{l}"].unsqueeze(1), H, weights[f"W{l}"])
@@ -184,6 +195,73 @@ class MLPModel(Model):
 
     def loss(self, weights: Weights, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.objective(self.forward(weights, X), y)
+
+
+class LayerMemo:
+    """The outputs of recent layer evaluations done without autograd.
+
+    Metrics and traces evaluate the same layers on the same fixed tensors again and
+    again: test_loss and test_accuracy both run the network on the test set, and while
+    DANTE trains one layer every layer below it stays fixed between trace points. An
+    entry is keyed by the layer and by the very tensor objects it read (the input and
+    the layer's ``W``/``b``) and remembers their version counters, which every in-place
+    update (an optimizer step) increments; it holds those tensors, so no other tensor
+    can take their ``id`` while it lives. A hit is the tensor the same computation
+    produced before, so results are bitwise those of recomputing; an output changed in
+    place since is never returned. At most ``max_bytes`` of outputs are kept (least
+    recently used dropped first; dropping an output drops the entries it was the input
+    of, so no input is held once its own entry is gone).
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[tuple, tuple[tuple[torch.Tensor, ...], tuple, torch.Tensor]]
+        self.entries = OrderedDict()
+        self.nbytes = 0
+        self.hits = self.misses = 0
+
+    def get_or_compute(
+        self,
+        l: int,
+        H: torch.Tensor,
+        weights: Weights,
+        compute: Callable[[Weights, int, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        reads = (H, weights[f"W{l}"], weights[f"b{l}"])
+        if any(t.is_inference() or t.requires_grad for t in reads):
+            return compute(weights, l, H)  # inference tensors have no version counter
+        key = (l, *map(id, reads))
+        versions = tuple(t._version for t in reads)
+        entry = self.entries.get(key)
+        if entry is not None:
+            held, seen, out = entry
+            if all(a is t for a, t in zip(held, reads)) and seen == (*versions, out._version):
+                self.entries.move_to_end(key)
+                self.hits += 1
+                return out
+            self._drop(key)
+        self.misses += 1
+        out = compute(weights, l, H)
+        size = out.numel() * out.element_size()
+        if size <= self.max_bytes:
+            self.entries[key] = (reads, (*versions, out._version), out)
+            self.nbytes += size
+            while self.nbytes > self.max_bytes:
+                self._drop(next(iter(self.entries)))
+        return out
+
+    def _drop(self, key: tuple) -> None:
+        entry = self.entries.pop(key, None)
+        if entry is None:
+            return
+        out = entry[2]
+        self.nbytes -= out.numel() * out.element_size()
+        for k in [k for k, e in self.entries.items() if e[0][0] is out]:
+            self._drop(k)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.nbytes = 0
 
 
 def identity_mismatch(sizes: tuple[int, ...]) -> str | None:

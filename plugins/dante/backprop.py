@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 
 from harness import Instance, SolveContext, Solver, SolveResult, TrialStopper, Weights, param
-from plugins.dante.minibatch import flat_epoch_batches, flatten_trials, take
+from plugins.dante.minibatch import flat_epoch_batches, flatten_trials, sole_owner, take
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adagrad", "rmsprop")
 
@@ -92,12 +92,13 @@ class UpdateRule:
 
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         """Update ``params`` in place (under no_grad); the arithmetic, and so the rounding,
-        is that of the out-of-place formulas in the comments."""
+        is that of the out-of-place formulas in the comments. ``grads`` are the caller's
+        to give: fresh from autograd, they may be overwritten."""
         self.t += 1
         lr = self.lr
         for i, (w, g) in enumerate(zip(params, grads)):
-            if self.kind == "sgd":  # w <- w - lr g
-                w.sub_(lr * g)
+            if self.kind == "sgd":  # w <- w - lr g (lr g rounded as out of place, in g's buffer)
+                w.sub_(g.mul_(lr) if sole_owner(g, grads) else lr * g)
             elif self.kind == "momentum":  # heavy ball: v <- mu v + g; w <- w - lr v
                 self.m[i].mul_(self.momentum).add_(g)
                 w.sub_(lr * self.m[i])

@@ -26,6 +26,7 @@ from plugins.dante.minibatch import (
     flat_epoch_batches,
     flatten_trials,
     per_trial_norm,
+    sole_owner,
     take,
 )
 
@@ -88,11 +89,14 @@ class Dante(Solver):
 
     # -- the inner solver ---------------------------------------------------------
     def direction(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Algorithm 1: the minibatch gradient of the layer divided by its norm, per trial."""
+        """Algorithm 1: the minibatch gradient of the layer divided by its norm, per trial.
+
+        Scales ``grads`` in place (the solver owns them: fresh from autograd) and
+        returns them."""
         norm = per_trial_norm(grads)
         # A zero gradient gives a zero step instead of 0/0.
         scale = 1.0 / norm.clamp_min(torch.finfo(grads[0].dtype).tiny)
-        return [g * expand_like(scale, g) for g in grads]
+        return [_owned(g, grads).mul_(expand_like(scale, g)) for g in grads]
 
     # -- the outer loop -------------------------------------------------------------
     def solve(self, instance: Instance, weights: Weights, ctx: SolveContext) -> SolveResult:
@@ -250,14 +254,22 @@ class _Run:
                     for i, k in enumerate(group):
                         if p.momentum:
                             velocity[i] = p.momentum * velocity[i] + step[i]
+                            w[k].sub_(scale[i] * velocity[i])  # w <- w - lr [active] v
                         else:
-                            velocity[i] = step[i]
-                        w[k].sub_(scale[i] * velocity[i])  # w <- w - lr [active] v
+                            # The same product, rounded the same way, written into the
+                            # step's own (fresh) buffer instead of a new tensor.
+                            w[k].sub_(_owned(step[i], grads).mul_(scale[i]))
                 self.updated += self.stop.running.double() * size
                 self.stop.update()
                 self.step += 1
                 if ctx.wants(self.step):
                     ctx.record(self.step, w, weights_updated=self.updated.clone())
+
+
+def _owned(t: torch.Tensor, among: list[torch.Tensor]) -> torch.Tensor:
+    """``t`` itself when no other tensor of ``among`` shares its memory (so updating it in
+    place touches nothing else), else a copy."""
+    return t if sole_owner(t, among) else t.clone()
 
 
 @dataclass(frozen=True)

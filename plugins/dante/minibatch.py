@@ -65,3 +65,10 @@ def per_trial_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
 def expand_like(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """A (B,) tensor shaped to broadcast against ``t`` (B, ...)."""
     return v.reshape(v.shape[0], *([1] * (t.dim() - 1))).to(t.dtype)
+
+
+def sole_owner(t: torch.Tensor, among: list[torch.Tensor]) -> bool:
+    """Whether no other tensor of ``among`` shares ``t``'s memory, so a step may overwrite
+    ``t`` (a gradient fresh from autograd) without changing another one."""
+    ptr = t.untyped_storage().data_ptr()
+    return sum(1 for u in among if u.untyped_storage().data_ptr() == ptr) <= 1

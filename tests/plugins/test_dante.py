@@ -396,3 +396,114 @@ def test_batched_solvers_match_a_plain_per_trial_loop(params):
         assert not torch.equal(dante.weights[k], w0[k])
         torch.testing.assert_close(dante.weights[k], ref[k], rtol=0, atol=1e-10)
         torch.testing.assert_close(bp.weights[k], ref_bp[k], rtol=0, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- speed paths
+# (issue 17: reused no-grad layer outputs, steps written into the gradients' buffers;
+# every one must give bitwise the numbers of the plain computation)
+
+
+def _fresh_forward(model: MLPModel, w, X):
+    """The network's output recomputed from scratch, bypassing the memo."""
+    H = X
+    for l in range(model.n_layers):
+        H = model._apply_layer(w, l, H)
+    return H
+
+
+def test_layer_memo_returns_the_same_computation_and_follows_in_place_updates():
+    instance, w0 = digits(B=2, n_train=60, n_test=20, hidden="12-8")
+    model: MLPModel = instance.model
+    w = {k: v.clone() for k, v in w0.items()}
+    with torch.no_grad():
+        first = model.forward(w, instance.X_test)
+        again = model.forward(w, instance.X_test)
+        assert again is first  # test_loss and test_accuracy share one forward pass
+        assert torch.equal(first, _fresh_forward(model, w, instance.X_test))
+        hits = model.memo.hits
+        w["W1"].sub_(0.01)  # an optimizer step on the middle layer only
+        moved = model.forward(w, instance.X_test)
+        assert model.memo.hits == hits + 1  # layer 0 reused, layers 1 and 2 recomputed
+        assert not torch.equal(moved, first)
+        assert torch.equal(moved, _fresh_forward(model, w, instance.X_test))
+        moved.add_(1.0)  # an output changed in place is never handed out again
+        assert torch.equal(
+            model.forward(w, instance.X_test), _fresh_forward(model, w, instance.X_test)
+        )
+    # With autograd on nothing is reused: the graph must be built.
+    leaves = {k: v.clone().requires_grad_(True) for k, v in w.items()}
+    out = model.forward(leaves, instance.X_test)
+    assert out.requires_grad and out is not model.forward(leaves, instance.X_test)
+
+
+def test_layer_memo_stays_within_its_byte_budget_and_drops_dependents():
+    instance, w0 = digits(B=2, n_train=60, n_test=20, hidden="12-8")
+    model: MLPModel = instance.model
+    model.memo.max_bytes = 2 * 60 * 12 * 8  # layer 0's training output, little more
+    with torch.no_grad():
+        model.forward(w0, instance.X)
+        model.forward(w0, instance.X_test)
+    assert model.memo.nbytes <= model.memo.max_bytes
+    held = [e[2] for e in model.memo.entries.values()]
+    for _, (reads, _, _) in model.memo.entries.items():
+        if reads[0] is not instance.X and reads[0] is not instance.X_test:
+            assert any(reads[0] is h for h in held)  # no entry outlives its input's entry
+
+
+def test_traced_solves_train_exactly_like_untraced_ones():
+    """Metrics at every step go through the memo while DANTE and SGD update the weights in
+    place: the trained weights and the traced metrics are bitwise those of plain runs."""
+    instance, w0 = digits(B=2, n_train=64, n_test=20, hidden="10-6")
+    for cls, params in (
+        (Dante, {"lr": 0.1, "rounds": 2, "epochs_per_layer": 1, "batch_size": 16}),
+        (Backprop, {"lr": 0.5, "epochs": 2, "batch_size": 16}),
+    ):
+        seen = []
+
+        def record(it, w, values, model=instance.model, seen=seen):
+            with torch.no_grad():
+                seen.append(
+                    (
+                        model.loss(w, instance.X, instance.y),
+                        TestAccuracy().compute(instance, w, None),
+                    )
+                )
+                expect = model.objective(_fresh_forward(model, w, instance.X), instance.y)
+            assert torch.equal(seen[-1][0], expect)
+
+        traced = solve(cls, params, instance, w0, record=record)
+        plain = solve(cls, params, instance, w0)
+        assert len(seen) > 8
+        for k in w0:
+            assert torch.equal(traced.weights[k], plain.weights[k])
+
+
+def test_in_place_steps_equal_the_out_of_place_formulas():
+    g = torch.Generator().manual_seed(5)
+    grads = [torch.randn(3, 7, 5, generator=g, dtype=DT), torch.randn(3, 5, generator=g, dtype=DT)]
+    grads[0][1] = 0.0
+    grads[1][1] = 0.0  # a zero gradient: a zero step, not 0/0
+    norm = torch.sqrt(sum(t.reshape(3, -1).pow(2).sum(1) for t in grads))
+    inv = 1.0 / norm.clamp_min(torch.finfo(DT).tiny)
+    expect = [grads[0] * inv.view(3, 1, 1), grads[1] * inv.view(3, 1)]
+    solver = Dante(Dante.make_params({}))
+    got = solver.direction([t.clone() for t in grads])
+    assert all(torch.equal(a, b) for a, b in zip(got, expect))
+    # Two gradients in one buffer (never from autograd, but possible from a subclass):
+    # neither may be scaled twice.
+    shared = grads[0].clone()
+    got = solver.direction([shared, shared])
+    norm2 = torch.sqrt(2 * shared.reshape(3, -1).pow(2).sum(1))
+    assert torch.equal(
+        got[0], grads[0] * (1.0 / norm2.clamp_min(torch.finfo(DT).tiny)).view(3, 1, 1)
+    )
+    assert torch.equal(got[1], got[0])
+    # Plain SGD: w - lr g, bitwise, also when one buffer holds two gradients.
+    w = torch.randn(3, 7, 5, generator=g, dtype=DT)
+    ours = w.clone()
+    UpdateRule("sgd", 0.3, 0.0, [ours]).step([ours], [grads[0].clone()])
+    assert torch.equal(ours, w - 0.3 * grads[0])
+    a, b = w.clone(), w.clone()
+    both = grads[0].clone()
+    UpdateRule("sgd", 0.3, 0.0, [a, b]).step([a, b], [both, both])
+    assert torch.equal(a, w - 0.3 * grads[0]) and torch.equal(b, a)
