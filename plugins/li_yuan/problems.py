@@ -67,7 +67,9 @@ def spectral_scaled_gaussian(
     generators: list[torch.Generator], d: int, norm: float, dtype: torch.dtype
 ) -> torch.Tensor:
     """A Gaussian d x d matrix per trial, rescaled to spectral norm ``norm`` (0 gives W* = 0)."""
-    G = batched_randn(generators, d, d, dtype=dtype)
+    G = batched_randn(generators, d, d, dtype=dtype)  # drawn even for norm 0: same streams
+    if norm == 0:  # G * (0 / ||G||_2) without the SVD (seconds at d = 1500), same zeros
+        return G * 0.0
     return G * (norm / torch.linalg.matrix_norm(G, ord=2)).reshape(-1, 1, 1)
 
 
