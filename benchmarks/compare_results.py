@@ -28,7 +28,7 @@ def _load(root: str, kind: str) -> pd.DataFrame:
 
 def _cell_keys(runs: pd.DataFrame) -> pd.Series:
     cols = [c for c in runs.columns if c.split(".")[0] in ("problem", "initializer", "solver")]
-    key = runs[cols].astype(str).agg("|".join, axis=1)
+    key = runs[cols].apply(lambda c: c.map(repr)).agg("|".join, axis=1)
     return pd.Series(key.values, index=runs["cell_id"]).groupby(level=0).first()
 
 
