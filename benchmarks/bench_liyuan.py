@@ -43,11 +43,18 @@ SUITES = {
     "L1": (
         "liyuan-fig7.toml",
         ["--profile", "full", "--only", "problem=three_block"]
-        + ["--set", "problems.n=5000", "--set", "problems.n_test=2000"],
+        + [
+            "--set",
+            "problems.n=5000",
+            "--set",
+            "problems.n_test=2000",
+            "--set",
+            "metrics.trace=[]",
+        ],
         "solvers.max_iter",
-        (3, 13),
+        (5, 45),
         20000,
-        "3-Block SGD step, 5 trials (the full profile's dominant cell)",
+        "3-Block SGD step, 5 trials, untraced (the full profile's dominant cell)",
     ),
     "L3": (
         "liyuan-zero-init.toml",
