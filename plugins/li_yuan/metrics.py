@@ -65,12 +65,14 @@ class OnePointInner(Metric):
     def compute(
         self, instance: Instance, weights: Weights, result: SolveResult | None
     ) -> torch.Tensor:
+        # Lemma 2.1 = -pi grad of (2) = -2 pi grad of the 1/2-scaled loss; from Gram
+        # matrices (population.one_point_inner), not the d^3-heavier gradient.
+        inner = 2 * math.pi * population.one_point_inner(instance, weights)
+        if not self.params.normalize:
+            return inner
         # W* - W is the same in the vanilla's own weights: (I + W*) - V = W* - (V - I).
         delta = (instance.truth["W"] - weights["W"]).flatten(1)
-        # Lemma 2.1 = -pi grad of (2) = -2 pi grad of the 1/2-scaled loss.
-        neg_grad = -2 * math.pi * population.grad(instance, weights).flatten(1)
-        inner = (neg_grad * delta).sum(1)
-        return inner / delta.pow(2).sum(1) if self.params.normalize else inner
+        return inner / delta.pow(2).sum(1)
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,25 @@ block's units (the l1 norm, as in (1)).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 
 from harness import Model, Weights
 from plugins.common.models import relu
 
 
+@functools.lru_cache(maxsize=8)
+def _eye(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.eye(n, dtype=dtype, device=device)
+
+
 def _eye_like(W: torch.Tensor) -> torch.Tensor:
-    return torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
+    """The identity of W's last dimension, built once per size (every step and metric
+    adds it; at d = 1500 building it took as long as a small matrix product). Shared:
+    never modify it in place."""
+    return _eye(W.shape[-1], W.dtype, W.device)
 
 
 def reslink_forward(W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -57,6 +68,15 @@ class ReslinkModel(Model):
 
     def forward(self, weights: Weights, X: torch.Tensor) -> torch.Tensor:
         return relu(X @ self.columns(weights)).sum(-1)
+
+    def forward_at(self, weights: Weights) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``X -> forward(weights, X)`` for fixed weights (a teacher drawing fresh labels):
+        when the columns are the identity (Li & Yuan's W* = 0) it skips the product,
+        X @ I = X exactly, so the labels are bit-identical."""
+        A = self.columns(weights)
+        if torch.equal(A, _eye_like(A).expand_as(A)):
+            return lambda X: relu(X).sum(-1)
+        return lambda X: relu(X @ A).sum(-1)
 
     def grad(self, weights: Weights, X: torch.Tensor, y: torch.Tensor) -> Weights:
         # Sec. 2: grad_j = E[(f - y) x 1[(e_j + w_j)^T x >= 0]], here the sample mean (1/2 loss).

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from harness import Instance, Problem, batched_randn, param
+from plugins.common.models import relu
 from plugins.common.teacher import (
     dimension,
     input_std,
@@ -22,7 +23,7 @@ from plugins.common.teacher import (
     test_samples,
     train_samples,
 )
-from plugins.li_yuan.models import ReslinkModel, ThreeBlockModel, reslink_forward
+from plugins.li_yuan.models import ReslinkModel, ThreeBlockModel, batch_norm, reslink_forward
 
 
 def linear_spectrum(d: int, top: float, fro: float) -> list[float]:
@@ -67,7 +68,9 @@ def spectral_scaled_gaussian(
     generators: list[torch.Generator], d: int, norm: float, dtype: torch.dtype
 ) -> torch.Tensor:
     """A Gaussian d x d matrix per trial, rescaled to spectral norm ``norm`` (0 gives W* = 0)."""
-    G = batched_randn(generators, d, d, dtype=dtype)
+    G = batched_randn(generators, d, d, dtype=dtype)  # drawn even for norm 0: same streams
+    if norm == 0:  # G * (0 / ||G||_2) without the SVD (seconds at d = 1500), same zeros
+        return G * 0.0
     return G * (norm / torch.linalg.matrix_norm(G, ord=2)).reshape(-1, 1, 1)
 
 
@@ -174,12 +177,16 @@ class ThreeBlock(Problem):
         X = scaled_gaussian_inputs(generators, p.n, p.d, p.input_scale, dtype)
         X_test = scaled_gaussian_inputs(generators, p.n_test, p.d, p.input_scale, dtype)
         # Batch-norm statistics frozen on the training set make the teacher a fixed function.
-        for l, Z in enumerate(ThreeBlockModel(p.d, m).pre_activations(weights, X), start=1):
+        Zs = ThreeBlockModel(p.d, m).pre_activations(weights, X)
+        for l, Z in enumerate(Zs, start=1):
             weights[f"mean{l}"] = Z.mean(1)
             weights[f"var{l}"] = Z.var(1, unbiased=False)
+        # On X itself the frozen statistics are the batch's own, so the teacher's last
+        # pre-activation is Zs[-1] (the same operations on the same numbers): its training
+        # labels without a second forward pass over the n samples.
         return Instance(
             X=X,
-            y=teacher.forward(weights, X),
+            y=relu(batch_norm(Zs[-1], weights["mean3"], weights["var3"])).sum(-1),
             model=ThreeBlockModel(p.d, m),
             X_test=X_test,
             y_test=None if X_test is None else teacher.forward(weights, X_test),

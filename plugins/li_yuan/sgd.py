@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,23 +20,39 @@ from harness import (
     param,
 )
 from plugins.li_yuan import population
+from plugins.li_yuan.models import ReslinkModel
+
+
+def teacher_forward(instance: Instance) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The labelling function x -> teacher(x) (noise-free) of the instance.
+
+    When the teacher is not the student's own architecture the problem puts the
+    ``teacher`` model in ``extras``; the teacher's weights are the ``truth``. A
+    ResLink teacher binds its weights once (``forward_at``: no product for W* = 0).
+    """
+    teacher = instance.extras.get("teacher", instance.model)
+    t_weights = {k: instance.truth[k] for k in teacher.param_shapes()}
+    if isinstance(teacher, ReslinkModel):
+        return teacher.forward_at(t_weights)
+    return functools.partial(teacher.forward, t_weights)
 
 
 def fresh_samples(
-    instance: Instance, generators: list[torch.Generator], m: int
+    instance: Instance,
+    generators: list[torch.Generator],
+    m: int,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """m new samples per trial: x ~ N(0, s^2 I), y = teacher(x) + noise.
 
     The problem states the input scale and the noise in ``extras`` (``input_std``,
-    ``noise_std``, default 0) and, when the teacher is not the student's own
-    architecture, the ``teacher`` model; the teacher's weights are the ``truth``.
+    ``noise_std``, default 0); ``forward`` is :func:`teacher_forward` of the instance
+    (computed here when not given).
     """
     X0 = instance.X
-    teacher = instance.extras.get("teacher", instance.model)
-    t_weights = {k: instance.truth[k] for k in teacher.param_shapes()}
     s = population.input_std(instance)
     X = s * batched_randn(generators, m, X0.shape[-1], dtype=X0.dtype).to(X0.device)
-    y = teacher.forward(t_weights, X)
+    y = (forward or teacher_forward(instance))(X)
     noise_std = float(instance.extras.get("noise_std", 0.0))
     if noise_std > 0:
         y = y + noise_std * batched_randn(generators, m, dtype=X0.dtype).to(X0.device)
@@ -89,12 +107,13 @@ class _FreshBlocks:
 
     def __init__(self, instance: Instance, generators: list[torch.Generator], m: int) -> None:
         self.instance, self.gens, self.m = instance, list(generators), m
+        self.forward = teacher_forward(instance)
         self.block = max(1, FRESH_BLOCK_NUMBERS // (m * instance.X.shape[-1]))
         self.step = self.block
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.step == self.block:
-            X, y = fresh_samples(self.instance, self.gens, self.block * self.m)
+            X, y = fresh_samples(self.instance, self.gens, self.block * self.m, self.forward)
             self.X = X.view(X.shape[0], self.block, self.m, X.shape[-1])
             self.y = y.view(y.shape[0], self.block, self.m, *y.shape[2:])
             self.step = 0
@@ -102,7 +121,7 @@ class _FreshBlocks:
         return self.X[:, self.step - 1], self.y[:, self.step - 1]
 
     def keep(self, rows: torch.Tensor, instance: Instance) -> None:
-        self.instance = instance
+        self.instance, self.forward = instance, teacher_forward(instance)
         self.gens = [self.gens[i] for i in rows.tolist()]
         self.X, self.y = self.X[rows], self.y[rows]
 

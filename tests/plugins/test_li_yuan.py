@@ -261,3 +261,86 @@ def test_skew_start_is_the_constructed_phase_one_start():
     assert inner.item() / math.pi == pytest.approx(-8.95, abs=0.1)
     g = PotentialG(PotentialG.make_params({})).compute(inst, W, None)
     assert g.item() == pytest.approx(6.18, abs=0.05)
+
+
+# --- the speed-ups of issue 17 (target 4): each equals the computation it replaced ---
+
+
+def _reference_one_point_inner(inst, W):
+    """The formula the metric used before: <-grad L(W), W* - W> from the full gradient."""
+    delta = inst.truth["W"] - W["W"]
+    return -(population.grad(inst, W) * delta).sum((-1, -2))
+
+
+@pytest.mark.parametrize(
+    ("vanilla", "w_star_norm"), [(False, 0.3), (True, 0.3), (False, 0.0), (True, 0.0)]
+)
+def test_one_point_inner_from_grams_equals_the_gradient_inner_product(vanilla, w_star_norm):
+    # W* = 0 takes the diagonal-teacher path (one Gram product), W* != 0 the general one.
+    inst = _reslink(B=3, d=9, vanilla=vanilla, w_star_norm=w_star_norm, input_scale=1.7)
+    eye = torch.eye(9, dtype=DT) if vanilla else 0
+    g = torch.Generator().manual_seed(7)
+    for scale in (0.05, 0.5, 3.0):  # near W*, moderate, and columns pointing anywhere
+        W = {"W": scale * torch.randn(3, 9, 9, generator=g, dtype=DT) + eye}
+        ref = _reference_one_point_inner(inst, W)
+        fast = population.one_point_inner(inst, W)
+        assert torch.allclose(fast, ref, rtol=1e-11, atol=1e-11 * ref.abs().max().item())
+    # At W* both are zero (the gradient vanishes); a zero column of the student.
+    assert torch.allclose(population.one_point_inner(inst, inst.truth), torch.zeros(3, dtype=DT))
+    W = {"W": inst.truth["W"].clone()}
+    # Column 2 of the student is zero: w_2 = -e_2 (ResLink) or v_2 = 0 (Vanilla).
+    W["W"][:, :, 2] = 0.0 if vanilla else -torch.eye(9, dtype=DT)[:, 2]
+    assert torch.allclose(
+        population.one_point_inner(inst, W), _reference_one_point_inner(inst, W), atol=1e-12
+    )
+
+
+def test_one_point_inner_metric_scale_and_normalization_unchanged():
+    inst = _reslink(B=2, d=6)
+    W = {"W": 0.4 * torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(3), dtype=DT)}
+    ref = 2 * math.pi * _reference_one_point_inner(inst, W)  # Lemma 2.1's scale
+    assert torch.allclose(OnePointInner().compute(inst, W, None), ref, rtol=1e-12)
+    normalized = OnePointInner(OnePointInner.make_params({"normalize": True}))
+    sq = (inst.truth["W"] - W["W"]).pow(2).sum((-1, -2))
+    assert torch.allclose(normalized.compute(inst, W, None), ref / sq, rtol=1e-12)
+
+
+def test_one_point_inner_refuses_a_teacher_of_another_width():
+    from harness import Instance
+    from plugins.common.models import OneHiddenModel
+
+    inst = Instance(
+        X=torch.zeros(1, 1, 4, dtype=DT), y=torch.zeros(1, 1, dtype=DT),
+        model=OneHiddenModel(4, 3), truth={"W": torch.randn(1, 4, 2, dtype=DT)},
+        extras={"input_std": 1.0},
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="one shape"):
+        population.one_point_inner(inst, {"W": torch.randn(1, 4, 3, dtype=DT)})
+
+
+def test_identity_teacher_labels_are_bit_identical_to_the_product():
+    # W* = 0: forward_at skips X @ I, which must not change a single label bit.
+    inst = _reslink(B=2, d=40, n=50, w_star_norm=0.0)
+    X, y = fresh_samples(inst, _gens(2, 5), 300)
+    assert torch.equal(y, inst.model.forward(inst.truth, X))
+    assert torch.equal(y, (X @ (inst.truth["W"] + torch.eye(40, dtype=DT))).clamp_min(0).sum(-1))
+    # A non-identity teacher keeps the product.
+    inst = _reslink(B=2, d=40, n=50, w_star_norm=0.2)
+    X, y = fresh_samples(inst, _gens(2, 5), 300)
+    assert torch.equal(y, inst.model.forward(inst.truth, X))
+
+
+def test_zero_spectral_norm_teacher_skips_the_svd_but_draws_the_same_stream():
+    gens = _gens(2, 11)
+    W = spectral_scaled_gaussian(gens, 6, 0.0, DT)
+    assert torch.equal(W, torch.zeros_like(W))
+    # The generators advanced exactly as with a norm > 0 (the data drawn after are the same).
+    again = _gens(2, 11)
+    spectral_scaled_gaussian(again, 6, 0.5, DT)
+    assert all(torch.equal(a.get_state(), b.get_state()) for a, b in zip(gens, again))
+
+
+def test_three_block_training_labels_equal_the_frozen_teacher_forward():
+    problem = ThreeBlock(ThreeBlock.make_params({"d": 7, "width": 13, "n": 500, "n_test": 20}))
+    inst = problem.sample(_gens(2, 3), DT)
+    assert torch.equal(inst.y, inst.extras["teacher"].forward(inst.truth, inst.X))
