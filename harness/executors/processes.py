@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -104,8 +105,26 @@ class _Worker:
         self.kill()
 
 
-def _context() -> Any:
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+def start_method(threads: int) -> str:
+    """How worker processes start: ``fork`` of the driver where that is safe, else a forkserver.
+
+    A forked worker starts in milliseconds with torch, the harness and the plugins the
+    driver has loaded already: no second ``import torch`` (~1.5 s of CPU) in a forkserver
+    before the first unit runs. That is safe on Linux when every worker runs with one
+    torch thread (the default): torch then runs its kernels inline and MKL sequentially,
+    so no child ever starts an OpenMP team and whatever OpenMP threads the driver had do
+    not matter (the pattern of torch's own DataLoader workers); OpenBLAS re-creates its
+    pool after a fork. With more threads a worker would start OpenMP teams, which GNU
+    OpenMP does not support after a fork of a process that used them: then workers fork
+    from a forkserver that has imported torch and the harness (``spawn`` without one).
+    """
+    if threads == 1 and sys.platform.startswith("linux"):
+        return "fork"
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+def _context(threads: int) -> Any:
+    method = start_method(threads)
     ctx = mp.get_context(method)
     if method == "forkserver":
         # Workers fork from a server that has imported torch and the harness already,
@@ -139,7 +158,7 @@ class ProcessExecutor:
         if self._idle:
             return self._idle.pop()
         if self._ctx is None:
-            self._ctx = _context()
+            self._ctx = _context(self.threads)
         return _Worker(self._ctx, self.threads)
 
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:

@@ -508,3 +508,23 @@ def test_dask_against_separate_scheduler_and_worker_processes(real_cluster, tmp_
     assert (
         a["metric.param_error"].to_numpy().tobytes() == b["metric.param_error"].to_numpy().tobytes()
     )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is used on Linux only")
+def test_workers_fork_from_the_driver_unless_they_run_several_threads(write_suite, faulty):
+    # One thread a worker (the default): forked from the driver, no second `import torch`.
+    # More threads: from a forkserver (GNU OpenMP does not survive a fork). Same rows.
+    units = units_of(write_suite(FAULT_SUITE.format(modes='["ok"]')), [faulty])
+    rows = {}
+    for threads, method in ((1, "fork"), (2, "forkserver")):
+        ex = ProcessExecutor(2, threads=threads)
+        try:
+            results = list(ex.run(units))
+            assert ex._ctx.get_start_method() == method
+        finally:
+            ex.close()
+        rows[threads] = sorted(
+            (r.unit.cell.cell_id, row["trial"], row["status"]) for r in results for row in r.runs
+        )
+    assert rows[1] == rows[2] and len(rows[1]) == 4
+    assert {status for *_, status in rows[1]} == {"ok"}
