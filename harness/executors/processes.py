@@ -26,7 +26,13 @@ from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from harness.executors.base import SOLVER_THREADS, default_workers, died_message, timeout_message
+from harness.executors.base import (
+    SOLVER_THREADS,
+    default_workers,
+    died_message,
+    return_large_blocks_to_the_os,
+    timeout_message,
+)
 from harness.plugins import get_registry
 from harness.runner import UnitResult, WorkUnit, failed_result, run_unit
 
@@ -35,6 +41,8 @@ STARTED = "started"  # a worker's message: the unit's clock starts now
 
 def _init_worker(threads: int) -> None:
     import torch
+
+    return_large_blocks_to_the_os()  # a unit's data is freed for real after the unit
 
     # Several workers share the cores: one BLAS/OpenMP thread each avoids oversubscription.
     torch.set_num_threads(threads)
