@@ -21,6 +21,7 @@ import multiprocessing as mp
 import signal
 import sys
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
@@ -48,10 +49,18 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+_DRIVER_ENDS: weakref.WeakSet[Connection] = weakref.WeakSet()
+"""The driver's ends of its workers' pipes. A forked worker inherits them and closes them
+first: otherwise its own pipe never reads EOF when the driver is gone (the worker itself
+would hold the other end), and it would live on holding the driver's stdout and stderr."""
+
+
 def _worker_main(conn: Connection, threads: int) -> None:
     """A worker's loop: receive a unit, run it, send its result; stop on ``None`` or EOF."""
     # Ctrl-C reaches the whole process group: the driver handles it and stops workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for end in list(_DRIVER_ENDS):  # inherited by fork (none after a forkserver or spawn)
+        end.close()
     _init_worker(threads)
     while True:
         try:
@@ -82,9 +91,12 @@ class _Worker:
 
     def __init__(self, ctx: Any, threads: int) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
+        _DRIVER_ENDS.add(self.conn)
         self.proc = ctx.Process(target=_worker_main, args=(child, threads), name="relubench-worker")
-        self.proc.start()
-        child.close()
+        try:
+            self.proc.start()
+        finally:
+            child.close()
         self.unit: WorkUnit | None = None
         self.started: float | None = None
 
@@ -161,13 +173,16 @@ class ProcessExecutor:
         self._ctx: Any = None
         self._idle: list[_Worker] = []
         self._busy: dict[Connection, _Worker] = {}
+        self._started: list[_Worker] = []  # every worker, also one a Ctrl-C caught in between
 
     def _worker(self) -> _Worker:
         if self._idle:
             return self._idle.pop()
         if self._ctx is None:
             self._ctx = _context(self.threads)
-        return _Worker(self._ctx, self.threads)
+        worker = _Worker(self._ctx, self.threads)
+        self._started.append(worker)
+        return worker
 
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
         pending = deque(units)
@@ -228,3 +243,7 @@ class ProcessExecutor:
         for worker in self._idle:
             worker.stop()
         self._idle.clear()
+        for worker in self._started:  # between start and busy/idle when Ctrl-C came
+            if worker.proc.exitcode is None:
+                worker.kill()
+        self._started.clear()

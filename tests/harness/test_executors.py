@@ -552,3 +552,35 @@ def test_a_worker_returns_a_units_freed_data_to_the_os():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert float(out.stdout) < 20
+
+
+def test_workers_exit_when_the_driver_is_gone(write_suite, faulty):
+    # A worker forked from the driver inherits the driver's end of its own pipe; it must
+    # close it, or it never reads EOF when the driver dies and lives on holding the
+    # driver's stdout and stderr (a Ctrl-C'd run then never finished for its caller).
+    import psutil
+
+    path = write_suite(FAULT_SUITE.format(modes='["ok"]'))
+    code = (
+        "import os, sys\n"
+        "from harness.executors import ProcessExecutor\n"
+        "from harness.run import plan_units, plugin_paths, prepare\n"
+        f"plugins = plugin_paths([{str(faulty)!r}])\n"
+        f"_, suite, cells, _ = prepare({str(path)!r}, plugins=plugins)\n"
+        "units = plan_units(suite, cells, set(), run_id='t', plugins=plugins)\n"
+        "ex = ProcessExecutor(2)\n"
+        "results = list(ex.run(units))\n"
+        "print(' '.join(str(w.proc.pid) for w in ex._idle), flush=True)\n"
+        "os._exit(0)  # gone without closing the pool\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 2, out.stderr
+    deadline = time.monotonic() + 20
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [
+            p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+        ]
+    assert alive == []
