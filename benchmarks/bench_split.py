@@ -11,8 +11,9 @@ summed per unit: the 1-worker total over the slower of the 2 units), which says 
 of the gap is start-up (the forkserver importing torch, the workers loading plugins), and
 the bound a perfect second core would give end to end: with S the wall time of the same
 command on 1 trial (start-up, imports, writing) and W = t1 - S, (S + W) / (S + W / 2).
-With the processes executor's inline mode the driver runs units itself while the worker
-starts, so the worker's start costs the 2-worker run at most its own duration.
+Workers fork from the driver (one torch thread each), so a worker starts without importing
+torch again; what is left of S is the driver's own start (torch, plugins, expansion) and
+its end (writing the part files, reading the rows back, the summary).
 
 Usage: python benchmarks/bench_split.py [--trials 200] [--d 200] [--n 300] [--rounds 1]
 """

@@ -19,13 +19,21 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import sys
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from harness.executors.base import SOLVER_THREADS, default_workers, died_message, timeout_message
+from harness.executors.base import (
+    SOLVER_THREADS,
+    default_workers,
+    died_message,
+    return_large_blocks_to_the_os,
+    timeout_message,
+)
 from harness.plugins import get_registry
 from harness.runner import UnitResult, WorkUnit, failed_result, run_unit
 
@@ -35,14 +43,24 @@ STARTED = "started"  # a worker's message: the unit's clock starts now
 def _init_worker(threads: int) -> None:
     import torch
 
+    return_large_blocks_to_the_os()  # a unit's data is freed for real after the unit
+
     # Several workers share the cores: one BLAS/OpenMP thread each avoids oversubscription.
     torch.set_num_threads(threads)
+
+
+_DRIVER_ENDS: weakref.WeakSet[Connection] = weakref.WeakSet()
+"""The driver's ends of its workers' pipes. A forked worker inherits them and closes them
+first: otherwise its own pipe never reads EOF when the driver is gone (the worker itself
+would hold the other end), and it would live on holding the driver's stdout and stderr."""
 
 
 def _worker_main(conn: Connection, threads: int) -> None:
     """A worker's loop: receive a unit, run it, send its result; stop on ``None`` or EOF."""
     # Ctrl-C reaches the whole process group: the driver handles it and stops workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for end in list(_DRIVER_ENDS):  # inherited by fork (none after a forkserver or spawn)
+        end.close()
     _init_worker(threads)
     while True:
         try:
@@ -73,9 +91,12 @@ class _Worker:
 
     def __init__(self, ctx: Any, threads: int) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
+        _DRIVER_ENDS.add(self.conn)
         self.proc = ctx.Process(target=_worker_main, args=(child, threads), name="relubench-worker")
-        self.proc.start()
-        child.close()
+        try:
+            self.proc.start()
+        finally:
+            child.close()
         self.unit: WorkUnit | None = None
         self.started: float | None = None
 
@@ -104,8 +125,26 @@ class _Worker:
         self.kill()
 
 
-def _context() -> Any:
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+def start_method(threads: int) -> str:
+    """How worker processes start: ``fork`` of the driver where that is safe, else a forkserver.
+
+    A forked worker starts in milliseconds with torch, the harness and the plugins the
+    driver has loaded already: no second ``import torch`` (~1.5 s of CPU) in a forkserver
+    before the first unit runs. That is safe on Linux when every worker runs with one
+    torch thread (the default): torch then runs its kernels inline and MKL sequentially,
+    so no child ever starts an OpenMP team and whatever OpenMP threads the driver had do
+    not matter (the pattern of torch's own DataLoader workers); OpenBLAS re-creates its
+    pool after a fork. With more threads a worker would start OpenMP teams, which GNU
+    OpenMP does not support after a fork of a process that used them: then workers fork
+    from a forkserver that has imported torch and the harness (``spawn`` without one).
+    """
+    if threads == 1 and sys.platform.startswith("linux"):
+        return "fork"
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+def _context(threads: int) -> Any:
+    method = start_method(threads)
     ctx = mp.get_context(method)
     if method == "forkserver":
         # Workers fork from a server that has imported torch and the harness already,
@@ -134,13 +173,16 @@ class ProcessExecutor:
         self._ctx: Any = None
         self._idle: list[_Worker] = []
         self._busy: dict[Connection, _Worker] = {}
+        self._started: list[_Worker] = []  # every worker, also one a Ctrl-C caught in between
 
     def _worker(self) -> _Worker:
         if self._idle:
             return self._idle.pop()
         if self._ctx is None:
-            self._ctx = _context()
-        return _Worker(self._ctx, self.threads)
+            self._ctx = _context(self.threads)
+        worker = _Worker(self._ctx, self.threads)
+        self._started.append(worker)
+        return worker
 
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
         pending = deque(units)
@@ -201,3 +243,7 @@ class ProcessExecutor:
         for worker in self._idle:
             worker.stop()
         self._idle.clear()
+        for worker in self._started:  # between start and busy/idle when Ctrl-C came
+            if worker.proc.exitcode is None:
+                worker.kill()
+        self._started.clear()

@@ -27,11 +27,49 @@ size or on the order trials are run in (tests/test_batching.py).
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
-from scipy.linalg import lapack
-from scipy.linalg.blas import dsyrk
 
 from plugins.common.linalg import ILL_CONDITIONED
+
+
+def _scipy_wrappers(name: str) -> ModuleType:
+    """scipy's f2py module ``scipy.linalg.<name>`` (``_flapack``, ``_fblas``), loaded alone.
+
+    ``import scipy.linalg`` costs ~0.4 s (its package imports scipy's array-API layer,
+    which imports numpy.f2py and numpy.fft); the two extension modules this file calls
+    cost ~25 ms. They are the very objects ``scipy.linalg.lapack`` and ``.blas`` re-export
+    (registered under their own names, so a later ``import scipy.linalg`` reuses them):
+    the same LAPACK, the same numbers. Any surprise falls back to the package import.
+    """
+    full = f"scipy.linalg.{name}"
+    if full in sys.modules:
+        return sys.modules[full]
+    try:
+        spec = importlib.util.find_spec("scipy")  # finds the package, does not import it
+        folder = Path(spec.submodule_search_locations[0]) / "linalg"  # type: ignore[union-attr,index]
+        path = next(
+            folder / f"{name}{suffix}"
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES
+            if (folder / f"{name}{suffix}").is_file()
+        )
+        loader = importlib.machinery.ExtensionFileLoader(full, str(path))
+        module_spec = importlib.util.spec_from_file_location(full, path, loader=loader)
+        module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+        loader.exec_module(module)
+    except Exception:  # noqa: BLE001 - another layout: pay for the package import
+        return importlib.import_module(full)
+    sys.modules[full] = module
+    return module
+
+
+lapack = _scipy_wrappers("_flapack")
+dsyrk = _scipy_wrappers("_fblas").dsyrk
 
 _POOLS = None
 

@@ -508,3 +508,79 @@ def test_dask_against_separate_scheduler_and_worker_processes(real_cluster, tmp_
     assert (
         a["metric.param_error"].to_numpy().tobytes() == b["metric.param_error"].to_numpy().tobytes()
     )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is used on Linux only")
+def test_workers_fork_from_the_driver_unless_they_run_several_threads(write_suite, faulty):
+    # One thread a worker (the default): forked from the driver, no second `import torch`.
+    # More threads: from a forkserver (GNU OpenMP does not survive a fork). Same rows.
+    units = units_of(write_suite(FAULT_SUITE.format(modes='["ok"]')), [faulty])
+    rows = {}
+    for threads, method in ((1, "fork"), (2, "forkserver")):
+        ex = ProcessExecutor(2, threads=threads)
+        try:
+            results = list(ex.run(units))
+            assert ex._ctx.get_start_method() == method
+        finally:
+            ex.close()
+        rows[threads] = sorted(
+            (r.unit.cell.cell_id, row["trial"], row["status"]) for r in results for row in r.runs
+        )
+    assert rows[1] == rows[2] and len(rows[1]) == 4
+    assert {status for *_, status in rows[1]} == {"ok"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_a_worker_returns_a_units_freed_data_to_the_os():
+    # glibc's default raises its mmap threshold after a large block is freed; blocks of a
+    # few MB may then come from the heap and stay resident after the unit. Workers fix the
+    # threshold at 4 MiB: blocks that size are unmapped when freed.
+    code = (
+        "import numpy as np, psutil\n"
+        "from harness.executors.base import return_large_blocks_to_the_os\n"
+        "assert return_large_blocks_to_the_os()\n"
+        "p = psutil.Process()\n"
+        "base = p.memory_info().rss\n"
+        "keep = []\n"
+        "for _ in range(5):\n"
+        "    big = np.ones(10_000_000)\n"
+        "    del big\n"
+        "    parts = [np.ones(1_000_000) for _ in range(10)]\n"
+        "    keep.append(np.ones(1000))\n"
+        "    del parts\n"
+        "print((p.memory_info().rss - base) / 2**20)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) < 20
+
+
+def test_workers_exit_when_the_driver_is_gone(write_suite, faulty):
+    # A worker forked from the driver inherits the driver's end of its own pipe; it must
+    # close it, or it never reads EOF when the driver dies and lives on holding the
+    # driver's stdout and stderr (a Ctrl-C'd run then never finished for its caller).
+    import psutil
+
+    path = write_suite(FAULT_SUITE.format(modes='["ok"]'))
+    code = (
+        "import os, sys\n"
+        "from harness.executors import ProcessExecutor\n"
+        "from harness.run import plan_units, plugin_paths, prepare\n"
+        f"plugins = plugin_paths([{str(faulty)!r}])\n"
+        f"_, suite, cells, _ = prepare({str(path)!r}, plugins=plugins)\n"
+        "units = plan_units(suite, cells, set(), run_id='t', plugins=plugins)\n"
+        "ex = ProcessExecutor(2)\n"
+        "results = list(ex.run(units))\n"
+        "print(' '.join(str(w.proc.pid) for w in ex._idle), flush=True)\n"
+        "os._exit(0)  # gone without closing the pool\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 2, out.stderr
+    deadline = time.monotonic() + 20
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [
+            p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+        ]
+    assert alive == []

@@ -526,3 +526,24 @@ def test_sys_exit_and_os_exit_in_a_solver_become_error_rows_in_process(tmp_path)
     import os
 
     assert os._exit.__module__ == "posix"  # the guard is lifted after the units
+
+
+def test_a_unit_frees_its_data_when_it_returns_without_the_cyclic_collector(tmp_path):
+    # The runner's retry closure calls itself (a reference cycle); before the fix it held
+    # each unit's instance until the cyclic collector ran, and workers grew by a unit's
+    # data per unit. With the collector off, nothing of the unit may stay alive.
+    import gc
+
+    from harness import Instance
+    from harness.runner import run_unit
+
+    unit = faulty_units(tmp_path, '["ok"]')["ok"]
+    gc.collect()
+    gc.disable()
+    try:
+        result = run_unit(unit)
+        alive = [o for o in gc.get_objects() if isinstance(o, Instance)]
+    finally:
+        gc.enable()
+    assert {row["status"] for row in result.runs} == {"ok"}
+    assert alive == []

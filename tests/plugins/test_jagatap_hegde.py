@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -304,3 +306,18 @@ def test_altmin_cell_split_across_workers_is_bitwise_identical_to_one_unit(tmp_p
         return report.runs.sort_values(["cell_id", "trial"])[cols].reset_index(drop=True)
 
     assert rows(split).equals(rows(whole))
+
+
+def test_neuron_lapack_calls_scipys_lapack_without_importing_scipy_linalg():
+    # scipy.linalg costs ~0.4 s to import; the f2py modules alone are the same functions.
+    code = (
+        "import sys\n"
+        "import plugins.jagatap_hegde.neuron_lapack as m\n"
+        "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg imported'\n"
+        "import scipy.linalg\n"
+        "assert scipy.linalg.lapack.dposv is m.lapack.dposv\n"
+        "assert scipy.linalg.lapack._flapack is m.lapack\n"
+        "assert scipy.linalg.blas.dsyrk is m.dsyrk\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
