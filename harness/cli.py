@@ -435,7 +435,7 @@ def _run_one(
             only=args.only,
             limits=_limits(args),
         )
-        reported = run.reported_count(registry, suite, cells) if suite.tuned else None
+        reported = run.reported_count(registry, suite, cells, args.only) if suite.tuned else None
         return _print_dry_run(out, suite, cells, dropped, args.results, reported)
 
     progress = None

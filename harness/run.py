@@ -90,8 +90,14 @@ def prepare(
         raise InputError(f"--plugin: {exc}") from None
     suite = load_suite(path, registry, profile=profile, overrides=tuple(overrides))
     cells, dropped = suite.expand(registry, limits=limits)
-    cells = selection.cells(cells, where=f"suite {suite.name}")
-    return registry, suite, cells, dropped
+    where = f"suite {suite.name}"
+    if suite.tuned and selection:
+        # `cells` are the tuning cells; --only may also name what only the reported phase
+        # has (a solver without tuning axes): check the terms against both phases, keep the
+        # tuning cells they match (maybe none); `execute` filters the reported cells.
+        selection.cells([*cells, *reported_preview(registry, suite, cells)], where=where)
+        return registry, suite, selection.keep(cells), dropped
+    return registry, suite, selection.cells(cells, where=where), dropped
 
 
 def suite_files(path: str | Path) -> list[Path]:
@@ -286,13 +292,22 @@ def tune(
     return cells, dropped, choices, ran
 
 
-def reported_count(registry: Registry, suite: Suite, tuning_cells: Sequence[Cell]) -> int:
-    """How many reported cells a tuned suite will run (which ones, tuning decides): one per
-    tuning group of ``tuning_cells`` plus the cells of the solvers without tuning axes."""
+def reported_preview(registry: Registry, suite: Suite, tuning_cells: Sequence[Cell]) -> list[Cell]:
+    """The reported cells of a tuned suite as if tuning chose each grid's first value: one
+    per tuning group of ``tuning_cells`` plus the cells of the solvers without tuning axes
+    (which values tuning chooses is not known before it runs)."""
     import pandas as pd
 
-    selected, _ = select_tuned(suite, tuning_cells, pd.DataFrame())  # any value: first
-    return len(suite.expand(registry, selected)[0])
+    selected, _ = select_tuned(suite, tuning_cells, pd.DataFrame())
+    return suite.expand(registry, selected)[0]
+
+
+def reported_count(
+    registry: Registry, suite: Suite, tuning_cells: Sequence[Cell], only: Sequence[str] = ()
+) -> int:
+    """How many reported cells a tuned suite will run (:func:`reported_preview`), of those
+    ``only`` (``--only`` texts) keeps."""
+    return len(Selection.parse(only).keep(reported_preview(registry, suite, tuning_cells)))
 
 
 def tuning_lines(choices: Sequence[TuningChoice]) -> list[str]:
@@ -737,6 +752,7 @@ def execute(
             timeout_s=timeout,
             force=force,
         )
+        cells = Selection.parse(only).keep(cells) if only else cells
     session = RunSession(
         registry,
         suite,

@@ -58,6 +58,16 @@ def _parse_value(raw: str) -> str:
         return canonical(raw)
 
 
+def _value_of(cell: Cell, key: str) -> str | None:
+    """A cell's value for an ``--only`` key (``solver``, ``problem.d``), as canonical text."""
+    kind, _, param = key.partition(".")
+    spec = getattr(cell, kind)
+    if not param:
+        return spec.name
+    params = spec.param_dict
+    return canonical(params[param]) if param in params else None
+
+
 @dataclass(frozen=True)
 class Selection:
     """``--only`` terms: key -> the values it may take (canonical text)."""
@@ -94,27 +104,25 @@ class Selection:
         if not self.terms:
             return list(cells)
 
-        def value_of(cell: Cell, key: str) -> str | None:
-            kind, _, param = key.partition(".")
-            spec = getattr(cell, kind)
-            if not param:
-                return spec.name
-            params = spec.param_dict
-            return canonical(params[param]) if param in params else None
-
         keys = set(KINDS) | {
             f"{kind}.{name}"
             for c in cells
             for kind in KINDS
             for name in getattr(c, kind).param_dict
         }
-        self._check(keys, lambda key: {value_of(c, key) for c in cells}, where)
-        chosen = [c for c in cells if all(value_of(c, key) in values for key, values in self.terms)]
+        self._check(keys, lambda key: {_value_of(c, key) for c in cells}, where)
+        chosen = self.keep(cells)
         if not chosen:
             raise InputError(
                 f"--only {self.describe()}: no cell of {where} matches every term together"
             )
         return chosen
+
+    def keep(self, cells: Sequence[Cell]) -> list[Cell]:
+        """The cells every term matches, without checking the terms (possibly none): for a
+        phase of a run whose terms :meth:`cells` already checked against every phase."""
+
+        return [c for c in cells if all(_value_of(c, key) in values for key, values in self.terms)]
 
     # ------------------------------------------------------------------- rows
     def rows(self, runs: pd.DataFrame, *, where: str = "these results") -> pd.DataFrame:

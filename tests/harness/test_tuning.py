@@ -161,3 +161,21 @@ def test_dry_run_shows_the_tuning_cells_then_the_reported_count(tmp_path, capsys
     assert "reported cells: chosen after tuning, 4 cells x 3 trials = 12 trials" in text
     assert text.index("tuning cells") < text.index("step_size=1e-05") < text.index("reported")
     assert not (tmp_path / "r").exists()
+
+
+def test_only_filters_both_phases_of_a_tuned_suite(tmp_path):
+    path = _write(tmp_path, SUITE.format(goal="min"))
+    # a solver without tuning axes exists only in the reported phase: --only may name it
+    report = execute(path, executor="serial", results=tmp_path / "a", only=["solver=altmin"])
+    runs = load_results(report.results_dir)
+    assert set(runs["solver"]) == {"altmin"} and set(runs["split"]) == {"test"}
+    assert len(runs) == 2 * 3  # n values x trials; no tuning cell ran
+    # a problem term keeps the matching cells of both phases, untuned solvers included
+    report = execute(path, executor="serial", results=tmp_path / "b", only=["problem.n=40"])
+    runs = load_results(report.results_dir)
+    assert set(runs["problem.n"]) == {40}
+    assert set(runs.loc[runs["split"] == "test", "solver"]) == {"gd", "altmin"}
+    assert len(runs[runs["split"] == "tune"]) == 2 * 2  # step values x tuning trials
+    # a term matching neither phase is still refused, naming the values of both
+    with pytest.raises(InputError, match="altmin, gd"):
+        prepare(path, only=["solver=sgd"])
