@@ -112,8 +112,10 @@ def test_fallback_warning_reaches_the_terminal_from_worker_processes(tmp_path):
     cmd = [sys.executable, "-m", "harness.cli", "run", str(path), "--results", str(tmp_path)]
     out = subprocess.run([*cmd, "--workers", "1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "DeviceFallbackWarning: device = 'cuda' was requested" in out.stderr
-    assert out.stderr.count("DeviceFallbackWarning") == 1  # one worker: one warning
+    # A worker forked from the driver shows it in the CLI's own warning format
+    # ("relubench: warning: ..."), one from a forkserver as Python's default line.
+    assert "device = 'cuda' was requested" in out.stderr
+    assert out.stderr.count("device = 'cuda' was requested") == 1  # one worker: one warning
 
 
 def test_unknown_device_is_an_error_row_not_a_crash(tmp_path):
