@@ -592,6 +592,54 @@ def read_runs_table(folder: str | Path, columns: list[str] | None = None) -> pa.
     return _read_table(part_files(_runs_folder(folder)), columns, dictionary=True)
 
 
+def compact_frame(
+    held: list[pa.Table], positions: np.ndarray, *, sort_categories: bool = True
+) -> pd.DataFrame:
+    """The rows at ``positions`` of the table ``held`` holds (taken out of it, so that the
+    caller keeps no reference) as a pandas frame, taken one column at a time (never two
+    copies of the rows); dictionary-encoded text becomes categorical (a code a row), with
+    ``sort_categories`` its categories sorted as text, so that sorting and grouping order
+    rows as plain text does."""
+    import numpy as np
+
+    table = held.pop()
+    names, columns = table.column_names, table.columns
+    del table
+    if not np.array_equal(positions, np.arange(len(positions))) or (
+        columns and len(columns[0]) != len(positions)
+    ):
+        for i, column in enumerate(columns):
+            columns[i] = column.take(positions)
+            del column
+    kept = pa.Table.from_arrays(columns, names=names)
+    del columns
+    frame = kept.to_pandas(split_blocks=True, self_destruct=True)
+    del kept
+    for name in frame.columns if sort_categories else ():
+        values = frame[name]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            frame[name] = values.cat.reorder_categories(sorted(values.cat.categories))
+    return frame
+
+
+def read_runs_frame(folder: str | Path, *, leave_out: Sequence[str] = ()) -> pd.DataFrame:
+    """:func:`load_results`'s rows (deduplicated, in its order) without the columns
+    ``leave_out``, read so that memory grows with cells, not rows: text columns are
+    categorical (:func:`compact_frame`), deduplicated on the index columns alone."""
+    files = part_files(_runs_folder(folder))
+    if not files:
+        return _empty_runs().drop(columns=list(leave_out), errors="ignore")
+    names = unified_schema(files).names
+    wanted = [c for c in names if c not in leave_out or c in DEDUPE_COLUMNS]
+    table = _read_table(files, wanted, dictionary=True)
+    if table is None:
+        return _empty_runs().drop(columns=list(leave_out), errors="ignore")
+    positions = dedupe_positions(table.select(DEDUPE_COLUMNS).to_pandas())
+    held = [table.select([c for c in table.column_names if c not in leave_out])]
+    del table
+    return compact_frame(held, positions)
+
+
 def load_results(folder: str | Path, *, dedupe: bool = True) -> pd.DataFrame:
     """The ``runs`` table of a results folder (see :func:`harness.load_results`)."""
     df = _read_files(part_files(_runs_folder(folder)))
@@ -650,26 +698,136 @@ def export(
             f"{folder}: no results to export (no part files in {_runs_folder(folder)}); give "
             "a suite's results folder (RESULTS_DIR/<suite name>, as printed by 'relubench run')"
         )
-    runs = load_results(folder)
-    traces = load_traces(folder)
-    traces = traces.merge(runs[["cell_id", "trial"]], on=["cell_id", "trial"], how="inner")
-    if sql_names:
-        runs, traces = _sql_names(runs, folder), _sql_names(traces, folder)
     target = Path(out) if out is not None else folder / "export"
     target.mkdir(parents=True, exist_ok=True)
     meta = pq.read_schema(files[-1]).metadata or {}
     meta = {k: v for k, v in meta.items() if k == b"relubench"}
-    written = []
-    for name, frame in (("runs", runs), ("traces", traces)):
-        path = target / f"{name}.{fmt}"
-        if fmt == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            schema = traces_schema() if name == "traces" and not sql_names else None
-            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-            _atomic_write(table.replace_schema_metadata(meta), path)
-        written.append(path)
+    rows = _ExportRows(files)
+    keys = rows.keys()  # (cell_id, trial) of the kept rows, for the traces
+    traces = load_traces(folder)
+    if traces.empty:
+        keys = keys.iloc[:0]
+    keys["cell_id"] = keys["cell_id"].astype("str")
+    traces = traces.merge(keys, on=["cell_id", "trial"], how="inner")
+    del keys
+    if sql_names:
+        traces = _sql_names(traces, folder)
+    written = [target / f"runs.{fmt}"]
+    rows.write(
+        written[0], fmt, meta, lambda frame: _sql_names(frame, folder) if sql_names else frame
+    )
+    path = target / f"traces.{fmt}"
+    if fmt == "csv":
+        traces.to_csv(path, index=False)
+    else:
+        schema = traces_schema() if not sql_names else None
+        table = pa.Table.from_pandas(traces, schema=schema, preserve_index=False)
+        _atomic_write(table.replace_schema_metadata(meta), path)
+    written.append(path)
     return written
+
+
+EXPORT_CHUNK = 1 << 18
+"""Rows an export converts and writes at a time."""
+
+
+class _ExportRows:
+    """The deduplicated ``runs`` rows of some part files, written in chunks: what
+    :func:`load_results` reads, without holding every row at once. The first pass verifies
+    every file and keeps the dedupe index (a few bytes a row); the second reads the files
+    again, chunk by chunk, in the order :func:`dedupe_runs` keeps the rows. A chunk is
+    converted to pandas with the dtypes the whole table would get (an integer column with
+    a missing value anywhere becomes float), so the files equal those of one conversion."""
+
+    def __init__(self, files: list[str]) -> None:
+        import numpy as np
+
+        self.files: list[str] = []
+        sizes, index, schemas = [], [], []
+        nullable: set[str] = set()
+        for f in files:
+            try:
+                table = _current_table(read_part(f))
+            except CorruptPartError as exc:
+                quarantine(Path(f), str(exc.cause))
+                continue
+            except FileNotFoundError:
+                continue
+            self.files.append(f)
+            sizes.append(table.num_rows)
+            schemas.append(table.schema)
+            nullable |= {n for n, c in zip(table.column_names, table.columns) if c.null_count}
+            index.append(_dictionary_encoded(table.select(DEDUPE_COLUMNS)))
+            del table
+        if not self.files:
+            raise InputError(f"{Path(files[0]).parent}: every part file is corrupt")
+        self.schema = pa.unify_schemas(schemas, promote_options="permissive")
+        self.floats = {  # integer columns pandas turns into float: a value missing somewhere
+            f.name
+            for f in self.schema
+            if pa.types.is_integer(f.type)
+            and (f.name in nullable or any(f.name not in s.names for s in schemas))
+        }
+        self.offsets = np.cumsum([0, *sizes])
+        aligned = [_align(t, pa.unify_schemas([i.schema for i in index])) for t in index]
+        self.index = pa.concat_tables(aligned).to_pandas()
+        self.positions = dedupe_positions(self.index)
+
+    def keys(self) -> pd.DataFrame:
+        """``cell_id`` (categorical) and ``trial`` of the kept rows, in their order."""
+        return self.index[["cell_id", "trial"]].iloc[self.positions].reset_index(drop=True)
+
+    def chunks(self) -> Iterator[pa.Table]:
+        import numpy as np
+
+        if not len(self.positions):  # no rows: the columns alone
+            yield self._floats(self.schema.empty_table())
+            return
+        which = np.searchsorted(self.offsets, self.positions, side="right") - 1
+        cache: dict[int, pa.Table] = {}
+        for start in range(0, len(self.positions), EXPORT_CHUNK):
+            stop = start + EXPORT_CHUNK
+            files = np.unique(which[start:stop])
+            cache = {i: cache[i] if i in cache else self._read(i) for i in files}
+            parts = [cache[i] for i in files]
+            base = np.cumsum([0, *(t.num_rows for t in parts)])
+            local = base[np.searchsorted(files, which[start:stop])]
+            local += self.positions[start:stop] - self.offsets[which[start:stop]]
+            yield pa.concat_tables(parts).take(local)
+
+    def _read(self, i: int) -> pa.Table:
+        return self._floats(_align(_current_table(read_part(self.files[i])), self.schema))
+
+    def _floats(self, table: pa.Table) -> pa.Table:
+        for name in self.floats:
+            j = table.schema.get_field_index(name)
+            table = table.set_column(j, name, table.column(j).cast(pa.float64()))
+        return table
+
+    def write(self, path: Path, fmt: str, meta: dict[bytes, bytes], rename) -> None:
+        """The rows into ``path`` (``csv`` or ``parquet`` with ``meta``), chunk by chunk."""
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        writer = None
+        try:
+            for i, chunk in enumerate(self.chunks()):
+                frame = rename(chunk.to_pandas())
+                if fmt == "csv":
+                    frame.to_csv(tmp, index=False, header=i == 0, mode="w" if i == 0 else "a")
+                    continue
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    schema = table.schema.with_metadata(meta)
+                    writer = pq.ParquetWriter(tmp, schema, write_page_checksum=True)
+                writer.write_table(table.cast(schema))
+            if writer is not None:
+                writer.close()
+                writer = None
+            os.replace(tmp, path)
+        finally:
+            if writer is not None:
+                writer.close()
+            if tmp.exists():
+                tmp.unlink()
 
 
 def _sql_names(frame: pd.DataFrame, folder: Path) -> pd.DataFrame:

@@ -366,10 +366,8 @@ def read_profile_rows(results_dir: Path, profile: str | None = None) -> ProfileR
     dictionary-encoded strings (:func:`harness.store.read_runs_table`), the profile and
     the dedupe are worked out on its index columns alone, and only the kept rows become
     a pandas frame, whose text columns are categorical (a code a row)."""
-    import pyarrow as pa
-
     from harness.profiles import choose_profile, profile_rows, with_profiles
-    from harness.store import DEDUPE_COLUMNS, read_runs_table
+    from harness.store import DEDUPE_COLUMNS, compact_frame, read_runs_table
 
     table = read_runs_table(results_dir)
     if table is None:
@@ -377,15 +375,7 @@ def read_profile_rows(results_dir: Path, profile: str | None = None) -> ProfileR
     index = with_profiles(results_dir, table.select(DEDUPE_COLUMNS).to_pandas())
     positions, wanted, chosen, left_out = choose_profile(results_dir, index, profile)
     del index
-    names, columns = table.column_names, table.columns
+    held = [table]
     del table
-    if not np.array_equal(positions, np.arange(len(positions))) or len(columns[0]) != len(
-        positions
-    ):  # one column at a time: never two copies of the rows
-        for i, column in enumerate(columns):
-            columns[i] = column.take(positions)
-            del column
-    kept = pa.Table.from_arrays(columns, names=names)
-    del columns
-    runs = kept.to_pandas(split_blocks=True, self_destruct=True)
+    runs = compact_frame(held, positions, sort_categories=False)
     return ProfileRows(runs, wanted, chosen, left_out)
