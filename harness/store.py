@@ -399,7 +399,7 @@ def _column_digest(name: str, column: pa.ChunkedArray) -> str:
         h.update(column.to_numpy().tobytes())  # the common case, without pandas
         return h.hexdigest()[:16]
     if column.null_count == 0 and pa.types.is_string(kind):
-        h.update("\0".join(column.to_pylist()).encode())
+        h.update(_joined_text(column))  # "\0".join(column.to_pylist()).encode(), from buffers
         return h.hexdigest()[:16]
     try:
         values = pd.util.hash_pandas_object(column.to_pandas(), index=False).to_numpy()
@@ -407,6 +407,26 @@ def _column_digest(name: str, column: pa.ChunkedArray) -> str:
     except TypeError:  # unhashable values (lists): their text
         h.update(repr(column.to_pylist()).encode())
     return h.hexdigest()[:16]
+
+
+def _joined_text(column: pa.ChunkedArray) -> bytes:
+    """The UTF-8 text of a string column without nulls, values joined by NUL bytes: equal to
+    ``"\0".join(column.to_pylist()).encode()``, taken from the Arrow buffers without a
+    Python string a row."""
+    import numpy as np
+
+    parts = []
+    for chunk in column.chunks:
+        if not len(chunk):
+            continue
+        wide = pa.types.is_large_string(chunk.type)
+        _, offsets, data = chunk.buffers()
+        offsets = np.frombuffer(offsets, dtype="int64" if wide else "int32")
+        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1].astype("int64")
+        text = np.frombuffer(data, dtype="uint8") if data is not None else np.zeros(0, "uint8")
+        text = text[offsets[0] : offsets[-1]]
+        parts.append(np.insert(text, offsets[1:-1] - offsets[0], 0).tobytes())
+    return b"\0".join(parts)
 
 
 def _metadata_digest(meta: dict[bytes, bytes]) -> str:
