@@ -612,52 +612,98 @@ def read_runs_table(folder: str | Path, columns: list[str] | None = None) -> pa.
     return _read_table(part_files(_runs_folder(folder)), columns, dictionary=True)
 
 
-def compact_frame(
-    held: list[pa.Table], positions: np.ndarray, *, sort_categories: bool = True
-) -> pd.DataFrame:
-    """The rows at ``positions`` of the table ``held`` holds (taken out of it, so that the
-    caller keeps no reference) as a pandas frame, taken one column at a time (never two
-    copies of the rows); dictionary-encoded text becomes categorical (a code a row), with
-    ``sort_categories`` its categories sorted as text, so that sorting and grouping order
-    rows as plain text does."""
-    import numpy as np
+class ColumnReader:
+    """The ``runs`` rows of some part files read one column at a time, so that a folder of
+    millions of rows never holds two copies of them (an Arrow table and a pandas frame):
+    the first pass verifies every file and keeps a narrow index (:data:`DEDUPE_COLUMNS`,
+    text dictionary-encoded); :meth:`frame` then reads each column from every file, takes
+    the chosen rows and converts it, text to categorical (a code a row). Schemas are
+    unified as :func:`load_results` unifies them (a column a file lacks is null)."""
 
-    table = held.pop()
-    names, columns = table.column_names, table.columns
-    del table
-    if not np.array_equal(positions, np.arange(len(positions))) or (
-        columns and len(columns[0]) != len(positions)
-    ):
-        for i, column in enumerate(columns):
-            columns[i] = column.take(positions)
+    def __init__(self, files: list[str]) -> None:
+        self.files: list[str] = []
+        schemas, index = [], []
+        for f in files:
+            try:
+                table = _current_table(read_part(f))
+            except CorruptPartError as exc:
+                quarantine(Path(f), str(exc.cause))
+                continue
+            except FileNotFoundError:  # quarantined or replaced by another process meanwhile
+                continue
+            self.files.append(f)
+            schemas.append(table.schema)
+            index.append(_dictionary_encoded(table.select(DEDUPE_COLUMNS)))
+            del table
+        self.schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else None
+        if index:
+            kinds = pa.unify_schemas([t.schema for t in index], promote_options="permissive")
+            self.index = pa.concat_tables([_align(t, kinds) for t in index]).to_pandas()
+        else:
+            self.index = None
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """Column ``name`` of every row, in file order (verified again as it is read)."""
+        kind = self.schema.field(name).type
+        chunks = []
+        for f in self.files:
+            part = _current_table(read_part(f, [name]))
+            if name in part.column_names:
+                column = part.column(name).cast(kind)
+            else:
+                column = pa.chunked_array([pa.nulls(part.num_rows, kind)], kind)
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                column = _dictionary_encoded(pa.table({name: column})).column(0)
+            chunks += column.chunks
+        if not chunks:
+            return pa.chunked_array([], kind)
+        return pa.chunked_array(chunks)
+
+    def frame(
+        self,
+        positions: np.ndarray,
+        *,
+        leave_out: Sequence[str] = (),
+        sort_categories: bool = True,
+    ) -> pd.DataFrame:
+        """The rows at ``positions`` (of the rows in file order) without the columns
+        ``leave_out``; with ``sort_categories`` the categories of text columns are sorted
+        as text, so that sorting and grouping order rows as plain text does."""
+        import numpy as np
+        import pandas as pd
+
+        every = len(positions) == len(self.index) and np.array_equal(
+            positions, np.arange(len(positions))
+        )
+        out = pd.DataFrame(index=pd.RangeIndex(len(positions)))
+        for name in self.schema.names:
+            if name in leave_out:
+                continue
+            column = self.column(name)
+            if not every:
+                column = column.take(positions)
+            values = pa.table({name: column}).to_pandas(self_destruct=True)[name]
             del column
-    kept = pa.Table.from_arrays(columns, names=names)
-    del columns
-    frame = kept.to_pandas(split_blocks=True, self_destruct=True)
-    del kept
-    for name in frame.columns if sort_categories else ():
-        values = frame[name]
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            frame[name] = values.cat.reorder_categories(sorted(values.cat.categories))
-    return frame
+            if sort_categories and isinstance(values.dtype, pd.CategoricalDtype):
+                values = values.cat.reorder_categories(sorted(values.cat.categories))
+            out[name] = values
+            del values
+        return out
+
+
+def runs_reader(folder: str | Path) -> ColumnReader:
+    """A :class:`ColumnReader` of a results folder's ``runs`` part files."""
+    return ColumnReader(part_files(_runs_folder(folder)))
 
 
 def read_runs_frame(folder: str | Path, *, leave_out: Sequence[str] = ()) -> pd.DataFrame:
     """:func:`load_results`'s rows (deduplicated, in its order) without the columns
-    ``leave_out``, read so that memory grows with cells, not rows: text columns are
-    categorical (:func:`compact_frame`), deduplicated on the index columns alone."""
-    files = part_files(_runs_folder(folder))
-    if not files:
+    ``leave_out``, read so that memory grows with cells, not rows (:class:`ColumnReader`)."""
+    reader = runs_reader(folder)
+    if reader.index is None:
         return _empty_runs().drop(columns=list(leave_out), errors="ignore")
-    names = unified_schema(files).names
-    wanted = [c for c in names if c not in leave_out or c in DEDUPE_COLUMNS]
-    table = _read_table(files, wanted, dictionary=True)
-    if table is None:
-        return _empty_runs().drop(columns=list(leave_out), errors="ignore")
-    positions = dedupe_positions(table.select(DEDUPE_COLUMNS).to_pandas())
-    held = [table.select([c for c in table.column_names if c not in leave_out])]
-    del table
-    return compact_frame(held, positions)
+    positions = dedupe_positions(reader.index)
+    return reader.frame(positions, leave_out=leave_out)
 
 
 def load_results(folder: str | Path, *, dedupe: bool = True) -> pd.DataFrame:

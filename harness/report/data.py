@@ -362,20 +362,17 @@ def select_rows(
 
 def read_profile_rows(results_dir: Path, profile: str | None = None) -> ProfileRows:
     """:func:`harness.profiles.profile_rows` (the same rows, in the same order) read so that
-    memory grows with cells, not rows: the part files are read into one Arrow table with
-    dictionary-encoded strings (:func:`harness.store.read_runs_table`), the profile and
-    the dedupe are worked out on its index columns alone, and only the kept rows become
-    a pandas frame, whose text columns are categorical (a code a row)."""
+    memory grows with cells, not rows: the profile and the dedupe are worked out on the
+    index columns alone, and the kept rows are read one column at a time into a pandas
+    frame whose text columns are categorical (:class:`harness.store.ColumnReader`)."""
     from harness.profiles import choose_profile, profile_rows, with_profiles
-    from harness.store import DEDUPE_COLUMNS, compact_frame, read_runs_table
+    from harness.store import runs_reader
 
-    table = read_runs_table(results_dir)
-    if table is None:
+    reader = runs_reader(results_dir)
+    if reader.index is None:
         return profile_rows(results_dir, profile)  # nothing stored: its empty answer
-    index = with_profiles(results_dir, table.select(DEDUPE_COLUMNS).to_pandas())
+    index = with_profiles(results_dir, reader.index)
     positions, wanted, chosen, left_out = choose_profile(results_dir, index, profile)
     del index
-    held = [table]
-    del table
-    runs = compact_frame(held, positions, sort_categories=False)
+    runs = reader.frame(positions, sort_categories=False)
     return ProfileRows(runs, wanted, chosen, left_out)
