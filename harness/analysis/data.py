@@ -175,10 +175,18 @@ def _distinct(runs: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[
     included) and those combinations as records, in that numbering (first seen first)."""
     if not len(runs):
         return np.zeros(0, dtype="int64"), []
-    codes = runs.groupby(columns, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+    keys = [runs[c].map(_hashable) if runs[c].dtype == object else runs[c] for c in columns]
+    codes = runs.groupby(keys, dropna=False, sort=False, observed=True).ngroup().to_numpy()
     first = np.full(int(codes.max()) + 1, -1, dtype="int64")
     first[codes[::-1]] = np.arange(len(codes))[::-1]  # first row of each combination
     return codes, runs[columns].iloc[first].to_dict("records")
+
+
+def _hashable(value: object) -> object:
+    """A list or array parameter value as a tuple (to group rows by it)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 def _components(records: list[dict], kind: str, columns: list[str]) -> list[dict]:
