@@ -641,6 +641,13 @@ class ColumnReader:
             self.index = pa.concat_tables([_align(t, kinds) for t in index]).to_pandas()
         else:
             self.index = None
+        self.rows = 0 if self.index is None else len(self.index)
+
+    def pop_index(self) -> pd.DataFrame:
+        """The index (:data:`DEDUPE_COLUMNS` of every row, in file order), which the reader
+        then lets go of: choose the rows with it, drop it, then read the :meth:`frame`."""
+        index, self.index = self.index, None
+        return index
 
     def column(self, name: str) -> pa.ChunkedArray:
         """Column ``name`` of every row, in file order (verified again as it is read)."""
@@ -672,9 +679,7 @@ class ColumnReader:
         import numpy as np
         import pandas as pd
 
-        every = len(positions) == len(self.index) and np.array_equal(
-            positions, np.arange(len(positions))
-        )
+        every = len(positions) == self.rows and np.array_equal(positions, np.arange(len(positions)))
         out = pd.DataFrame(index=pd.RangeIndex(len(positions)))
         for name in self.schema.names:
             if name in leave_out:
@@ -702,7 +707,7 @@ def read_runs_frame(folder: str | Path, *, leave_out: Sequence[str] = ()) -> pd.
     reader = runs_reader(folder)
     if reader.index is None:
         return _empty_runs().drop(columns=list(leave_out), errors="ignore")
-    positions = dedupe_positions(reader.index)
+    positions = dedupe_positions(reader.pop_index())
     return reader.frame(positions, leave_out=leave_out)
 
 

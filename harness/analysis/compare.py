@@ -189,7 +189,18 @@ def analyze_runs(
     """The regression report of NEW against OLD and the metric information it used."""
     old_runs, _ = read_folder(old)
     new_runs, _ = read_folder(new)
-    both = pd.concat([old_runs, new_runs], ignore_index=True)
+    # which metrics have values in either run: the first row with a value of each column
+    # of each run stands for it (not a copy of both runs)
+    both = pd.concat([_witnesses(old_runs), _witnesses(new_runs)], ignore_index=True)
     infos = _infos(both, metrics, directions, new, f"{old} or {new}")
     report = compare_runs(old_runs, new_runs, infos, alpha=alpha)
     return report, {i.name: i for i in infos}
+
+
+def _witnesses(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``runs`` that hold the first value of some column (every column that has
+    a value keeps one, so :func:`available_metrics` answers as on all of ``runs``)."""
+    first = {
+        int(runs[c].notna().to_numpy().argmax()) for c in runs.columns if runs[c].notna().any()
+    }
+    return runs.iloc[sorted(first)]

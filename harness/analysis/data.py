@@ -182,6 +182,13 @@ def _distinct(runs: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[
     return codes, runs[columns].iloc[first].to_dict("records")
 
 
+def joined(runs: pd.DataFrame, left: str, sep: str, right: str) -> pd.Series:
+    """``runs[left] + sep + runs[right]`` as an object column, each distinct text made once
+    (millions of rows share a few thousand strings)."""
+    codes, pairs = _distinct(runs, [left, right])
+    return _expand([f"{p[left]}{sep}{p[right]}" for p in pairs], codes, runs.index)
+
+
 def _hashable(value: object) -> object:
     """A list or array parameter value as a tuple (to group rows by it)."""
     if isinstance(value, (list, tuple, np.ndarray)):

@@ -371,7 +371,7 @@ def read_profile_rows(results_dir: Path, profile: str | None = None) -> ProfileR
     reader = runs_reader(results_dir)
     if reader.index is None:
         return profile_rows(results_dir, profile)  # nothing stored: its empty answer
-    index = with_profiles(results_dir, reader.index)
+    index = with_profiles(results_dir, reader.pop_index())
     positions, wanted, chosen, left_out = choose_profile(results_dir, index, profile)
     del index
     runs = reader.frame(positions, sort_categories=False)
