@@ -230,6 +230,18 @@ def _text(values: pd.Series) -> pd.Series:
     return _categorical(combos["v"].astype(str).to_numpy(dtype=object), codes, values.index)
 
 
+def _canonical_codes(values: pd.Series) -> pd.Series:
+    """A number per row that is equal where ``values.map(canon)`` is (NaN where missing),
+    with :func:`canon` called once per distinct value, not once per row."""
+    if values.dtype == object:  # lists, mixed values: canon each row
+        return values.map(canon)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    canonical, _ = pd.factorize(pd.Series([canon(u) for u in uniques], dtype=object))
+    numbers = np.append(canonical, -1)[codes].astype("float64")  # code -1: missing
+    numbers[codes < 0] = np.nan
+    return pd.Series(numbers, index=values.index)
+
+
 def _first_present(columns: pd.Index, names: tuple[str, ...]) -> str | None:
     return next((c for c in names if c in columns), None)
 
@@ -284,7 +296,7 @@ def build_layout(runs: pd.DataFrame, declarations: Declarations | None = None) -
     keyed = runs[grid].fillna(-1.0)
     facets = []
     for col in sorted(c for c in runs.columns if c.startswith("problem.") and c not in role_cols):
-        values = runs[col].map(canon)
+        values = _canonical_codes(runs[col])
         if values.nunique(dropna=True) <= 1:
             continue
         per_point = values.groupby([keyed[g] for g in grid], dropna=False).nunique(dropna=True)
