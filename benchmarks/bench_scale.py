@@ -6,8 +6,9 @@
   ``relubench run`` again with nothing left to do, CLI start to exit (target <= 2 s; the
   same in this process, ``harness.run.execute``, is printed too);
 * results at scale: ``--rows`` (10,000,000) rows are written by running 1,000 cells x
-  rows / 1,000 trials, then ``relubench report`` and any of ``compare`` / ``export`` the
-  CLI offers are run on them, each with its peak memory (target <= 2 GiB).
+  rows / 1,000 trials, then ``relubench report``, ``compare`` (one folder, and the folder
+  against itself: twice the rows) and ``export`` are run on them, each with its peak
+  memory (target <= 2 GiB).
   ``--rows 0`` skips this part (generating 10M rows takes minutes).
 
 Usage: python benchmarks/bench_scale.py [--cells 100000] [--resume-cells 10000]
@@ -147,7 +148,8 @@ def main() -> None:
                 check=False,
             ).stdout
             if "compare" in helptext:
-                commands["compare"] = ["compare", str(folder), str(folder)]
+                commands["compare"] = ["compare", str(folder)]
+                commands["compare (two runs)"] = ["compare", str(folder), str(folder)]
             if "export" in helptext:
                 commands["export"] = ["export", str(folder), "--out", str(tmp / "export.csv")]
             for name, cmd in commands.items():

@@ -399,7 +399,7 @@ def _column_digest(name: str, column: pa.ChunkedArray) -> str:
         h.update(column.to_numpy().tobytes())  # the common case, without pandas
         return h.hexdigest()[:16]
     if column.null_count == 0 and pa.types.is_string(kind):
-        h.update("\0".join(column.to_pylist()).encode())
+        h.update(_joined_text(column))  # "\0".join(column.to_pylist()).encode(), from buffers
         return h.hexdigest()[:16]
     try:
         values = pd.util.hash_pandas_object(column.to_pandas(), index=False).to_numpy()
@@ -407,6 +407,26 @@ def _column_digest(name: str, column: pa.ChunkedArray) -> str:
     except TypeError:  # unhashable values (lists): their text
         h.update(repr(column.to_pylist()).encode())
     return h.hexdigest()[:16]
+
+
+def _joined_text(column: pa.ChunkedArray) -> bytes:
+    """The UTF-8 text of a string column without nulls, values joined by NUL bytes: equal to
+    ``"\0".join(column.to_pylist()).encode()``, taken from the Arrow buffers without a
+    Python string a row."""
+    import numpy as np
+
+    parts = []
+    for chunk in column.chunks:
+        if not len(chunk):
+            continue
+        wide = pa.types.is_large_string(chunk.type)
+        _, offsets, data = chunk.buffers()
+        offsets = np.frombuffer(offsets, dtype="int64" if wide else "int32")
+        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1].astype("int64")
+        text = np.frombuffer(data, dtype="uint8") if data is not None else np.zeros(0, "uint8")
+        text = text[offsets[0] : offsets[-1]]
+        parts.append(np.insert(text, offsets[1:-1] - offsets[0], 0).tobytes())
+    return b"\0".join(parts)
 
 
 def _metadata_digest(meta: dict[bytes, bytes]) -> str:
@@ -592,6 +612,105 @@ def read_runs_table(folder: str | Path, columns: list[str] | None = None) -> pa.
     return _read_table(part_files(_runs_folder(folder)), columns, dictionary=True)
 
 
+class ColumnReader:
+    """The ``runs`` rows of some part files read one column at a time, so that a folder of
+    millions of rows never holds two copies of them (an Arrow table and a pandas frame):
+    the first pass verifies every file and keeps a narrow index (:data:`DEDUPE_COLUMNS`,
+    text dictionary-encoded); :meth:`frame` then reads each column from every file, takes
+    the chosen rows and converts it, text to categorical (a code a row). Schemas are
+    unified as :func:`load_results` unifies them (a column a file lacks is null)."""
+
+    def __init__(self, files: list[str]) -> None:
+        self.files: list[str] = []
+        schemas, index = [], []
+        for f in files:
+            try:
+                table = _current_table(read_part(f))
+            except CorruptPartError as exc:
+                quarantine(Path(f), str(exc.cause))
+                continue
+            except FileNotFoundError:  # quarantined or replaced by another process meanwhile
+                continue
+            self.files.append(f)
+            schemas.append(table.schema)
+            index.append(_dictionary_encoded(table.select(DEDUPE_COLUMNS)))
+            del table
+        self.schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else None
+        if index:
+            kinds = pa.unify_schemas([t.schema for t in index], promote_options="permissive")
+            self.index = pa.concat_tables([_align(t, kinds) for t in index]).to_pandas()
+        else:
+            self.index = None
+        self.rows = 0 if self.index is None else len(self.index)
+
+    def pop_index(self) -> pd.DataFrame:
+        """The index (:data:`DEDUPE_COLUMNS` of every row, in file order), which the reader
+        then lets go of: choose the rows with it, drop it, then read the :meth:`frame`."""
+        index, self.index = self.index, None
+        return index
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """Column ``name`` of every row, in file order (verified again as it is read)."""
+        kind = self.schema.field(name).type
+        chunks = []
+        for f in self.files:
+            part = _current_table(read_part(f, [name]))
+            if name in part.column_names:
+                column = part.column(name).cast(kind)
+            else:
+                column = pa.chunked_array([pa.nulls(part.num_rows, kind)], kind)
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                column = _dictionary_encoded(pa.table({name: column})).column(0)
+            chunks += column.chunks
+        if not chunks:
+            return pa.chunked_array([], kind)
+        return pa.chunked_array(chunks)
+
+    def frame(
+        self,
+        positions: np.ndarray,
+        *,
+        leave_out: Sequence[str] = (),
+        sort_categories: bool = True,
+    ) -> pd.DataFrame:
+        """The rows at ``positions`` (of the rows in file order) without the columns
+        ``leave_out``; with ``sort_categories`` the categories of text columns are sorted
+        as text, so that sorting and grouping order rows as plain text does."""
+        import numpy as np
+        import pandas as pd
+
+        every = len(positions) == self.rows and np.array_equal(positions, np.arange(len(positions)))
+        out = pd.DataFrame(index=pd.RangeIndex(len(positions)))
+        for name in self.schema.names:
+            if name in leave_out:
+                continue
+            column = self.column(name)
+            if not every:
+                column = column.take(positions)
+            values = pa.table({name: column}).to_pandas(self_destruct=True)[name]
+            del column
+            if sort_categories and isinstance(values.dtype, pd.CategoricalDtype):
+                values = values.cat.reorder_categories(sorted(values.cat.categories))
+            out[name] = values
+            del values
+        return out
+
+
+def runs_reader(folder: str | Path) -> ColumnReader:
+    """A :class:`ColumnReader` of a results folder's ``runs`` part files."""
+    return ColumnReader(part_files(_runs_folder(folder)))
+
+
+def read_runs_frame(folder: str | Path, *, leave_out: Sequence[str] = ()) -> pd.DataFrame:
+    """:func:`load_results`'s rows (deduplicated, in its order) without the columns
+    ``leave_out``, read so that memory grows with cells, not rows (:class:`ColumnReader`)."""
+    reader = runs_reader(folder)
+    if reader.index is None:
+        return _empty_runs().drop(columns=list(leave_out), errors="ignore")
+    positions = dedupe_positions(reader.pop_index())
+    return reader.frame(positions, leave_out=leave_out)
+
+
 def load_results(folder: str | Path, *, dedupe: bool = True) -> pd.DataFrame:
     """The ``runs`` table of a results folder (see :func:`harness.load_results`)."""
     df = _read_files(part_files(_runs_folder(folder)))
@@ -650,26 +769,136 @@ def export(
             f"{folder}: no results to export (no part files in {_runs_folder(folder)}); give "
             "a suite's results folder (RESULTS_DIR/<suite name>, as printed by 'relubench run')"
         )
-    runs = load_results(folder)
-    traces = load_traces(folder)
-    traces = traces.merge(runs[["cell_id", "trial"]], on=["cell_id", "trial"], how="inner")
-    if sql_names:
-        runs, traces = _sql_names(runs, folder), _sql_names(traces, folder)
     target = Path(out) if out is not None else folder / "export"
     target.mkdir(parents=True, exist_ok=True)
     meta = pq.read_schema(files[-1]).metadata or {}
     meta = {k: v for k, v in meta.items() if k == b"relubench"}
-    written = []
-    for name, frame in (("runs", runs), ("traces", traces)):
-        path = target / f"{name}.{fmt}"
-        if fmt == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            schema = traces_schema() if name == "traces" and not sql_names else None
-            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-            _atomic_write(table.replace_schema_metadata(meta), path)
-        written.append(path)
+    rows = _ExportRows(files)
+    keys = rows.keys()  # (cell_id, trial) of the kept rows, for the traces
+    traces = load_traces(folder)
+    if traces.empty:
+        keys = keys.iloc[:0]
+    keys["cell_id"] = keys["cell_id"].astype("str")
+    traces = traces.merge(keys, on=["cell_id", "trial"], how="inner")
+    del keys
+    if sql_names:
+        traces = _sql_names(traces, folder)
+    written = [target / f"runs.{fmt}"]
+    rows.write(
+        written[0], fmt, meta, lambda frame: _sql_names(frame, folder) if sql_names else frame
+    )
+    path = target / f"traces.{fmt}"
+    if fmt == "csv":
+        traces.to_csv(path, index=False)
+    else:
+        schema = traces_schema() if not sql_names else None
+        table = pa.Table.from_pandas(traces, schema=schema, preserve_index=False)
+        _atomic_write(table.replace_schema_metadata(meta), path)
+    written.append(path)
     return written
+
+
+EXPORT_CHUNK = 1 << 18
+"""Rows an export converts and writes at a time."""
+
+
+class _ExportRows:
+    """The deduplicated ``runs`` rows of some part files, written in chunks: what
+    :func:`load_results` reads, without holding every row at once. The first pass verifies
+    every file and keeps the dedupe index (a few bytes a row); the second reads the files
+    again, chunk by chunk, in the order :func:`dedupe_runs` keeps the rows. A chunk is
+    converted to pandas with the dtypes the whole table would get (an integer column with
+    a missing value anywhere becomes float), so the files equal those of one conversion."""
+
+    def __init__(self, files: list[str]) -> None:
+        import numpy as np
+
+        self.files: list[str] = []
+        sizes, index, schemas = [], [], []
+        nullable: set[str] = set()
+        for f in files:
+            try:
+                table = _current_table(read_part(f))
+            except CorruptPartError as exc:
+                quarantine(Path(f), str(exc.cause))
+                continue
+            except FileNotFoundError:
+                continue
+            self.files.append(f)
+            sizes.append(table.num_rows)
+            schemas.append(table.schema)
+            nullable |= {n for n, c in zip(table.column_names, table.columns) if c.null_count}
+            index.append(_dictionary_encoded(table.select(DEDUPE_COLUMNS)))
+            del table
+        if not self.files:
+            raise InputError(f"{Path(files[0]).parent}: every part file is corrupt")
+        self.schema = pa.unify_schemas(schemas, promote_options="permissive")
+        self.floats = {  # integer columns pandas turns into float: a value missing somewhere
+            f.name
+            for f in self.schema
+            if pa.types.is_integer(f.type)
+            and (f.name in nullable or any(f.name not in s.names for s in schemas))
+        }
+        self.offsets = np.cumsum([0, *sizes])
+        aligned = [_align(t, pa.unify_schemas([i.schema for i in index])) for t in index]
+        self.index = pa.concat_tables(aligned).to_pandas()
+        self.positions = dedupe_positions(self.index)
+
+    def keys(self) -> pd.DataFrame:
+        """``cell_id`` (categorical) and ``trial`` of the kept rows, in their order."""
+        return self.index[["cell_id", "trial"]].iloc[self.positions].reset_index(drop=True)
+
+    def chunks(self) -> Iterator[pa.Table]:
+        import numpy as np
+
+        if not len(self.positions):  # no rows: the columns alone
+            yield self._floats(self.schema.empty_table())
+            return
+        which = np.searchsorted(self.offsets, self.positions, side="right") - 1
+        cache: dict[int, pa.Table] = {}
+        for start in range(0, len(self.positions), EXPORT_CHUNK):
+            stop = start + EXPORT_CHUNK
+            files = np.unique(which[start:stop])
+            cache = {i: cache[i] if i in cache else self._read(i) for i in files}
+            parts = [cache[i] for i in files]
+            base = np.cumsum([0, *(t.num_rows for t in parts)])
+            local = base[np.searchsorted(files, which[start:stop])]
+            local += self.positions[start:stop] - self.offsets[which[start:stop]]
+            yield pa.concat_tables(parts).take(local)
+
+    def _read(self, i: int) -> pa.Table:
+        return self._floats(_align(_current_table(read_part(self.files[i])), self.schema))
+
+    def _floats(self, table: pa.Table) -> pa.Table:
+        for name in self.floats:
+            j = table.schema.get_field_index(name)
+            table = table.set_column(j, name, table.column(j).cast(pa.float64()))
+        return table
+
+    def write(self, path: Path, fmt: str, meta: dict[bytes, bytes], rename) -> None:
+        """The rows into ``path`` (``csv`` or ``parquet`` with ``meta``), chunk by chunk."""
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        writer = None
+        try:
+            for i, chunk in enumerate(self.chunks()):
+                frame = rename(chunk.to_pandas())
+                if fmt == "csv":
+                    frame.to_csv(tmp, index=False, header=i == 0, mode="w" if i == 0 else "a")
+                    continue
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    schema = table.schema.with_metadata(meta)
+                    writer = pq.ParquetWriter(tmp, schema, write_page_checksum=True)
+                writer.write_table(table.cast(schema))
+            if writer is not None:
+                writer.close()
+                writer = None
+            os.replace(tmp, path)
+        finally:
+            if writer is not None:
+                writer.close()
+            if tmp.exists():
+                tmp.unlink()
 
 
 def _sql_names(frame: pd.DataFrame, folder: Path) -> pd.DataFrame:

@@ -37,6 +37,11 @@ PAIRING_COLUMNS = ("solver", "seed", "status")
 """Columns every comparison needs: who ran the trial, which trial it was, how it ended."""
 
 
+UNUSED_COLUMNS = ("run_id", "created_at", "host", "harness_version", "error", "isolated")
+"""Columns of the stored rows no comparison reads: left out when a folder is read, so that
+millions of rows fit in memory."""
+
+
 @dataclass
 class FolderAnalysis:
     """Every section of ``relubench compare RESULTS`` for one suite's results."""
@@ -57,15 +62,14 @@ class FolderAnalysis:
 
 def read_folder(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, traces) of a suite's results folder; an error if it holds no runs."""
-    from harness import load_results
-    from harness.store import load_traces
+    from harness.store import load_traces, read_runs_frame
 
     folder = Path(folder)
     if not (folder / "runs").is_dir():
         inside = sorted(p.parent.name for p in folder.glob("*/runs"))
         hint = f" (suites inside: {', '.join(inside)})" if inside else ""
         raise InputError(f"{folder}: not a suite's results folder (no runs/ inside){hint}")
-    runs = load_results(folder)
+    runs = read_runs_frame(folder, leave_out=UNUSED_COLUMNS)
     if runs.empty:
         raise InputError(f"{folder}: no trials stored in runs/")
     return runs, load_traces(folder)
@@ -185,7 +189,18 @@ def analyze_runs(
     """The regression report of NEW against OLD and the metric information it used."""
     old_runs, _ = read_folder(old)
     new_runs, _ = read_folder(new)
-    both = pd.concat([old_runs, new_runs], ignore_index=True)
+    # which metrics have values in either run: the first row with a value of each column
+    # of each run stands for it (not a copy of both runs)
+    both = pd.concat([_witnesses(old_runs), _witnesses(new_runs)], ignore_index=True)
     infos = _infos(both, metrics, directions, new, f"{old} or {new}")
     report = compare_runs(old_runs, new_runs, infos, alpha=alpha)
     return report, {i.name: i for i in infos}
+
+
+def _witnesses(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``runs`` that hold the first value of some column (every column that has
+    a value keeps one, so :func:`available_metrics` answers as on all of ``runs``)."""
+    first = {
+        int(runs[c].notna().to_numpy().argmax()) for c in runs.columns if runs[c].notna().any()
+    }
+    return runs.iloc[sorted(first)]

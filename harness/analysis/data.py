@@ -153,25 +153,63 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
         runs = runs[runs["split"].fillna("test") != "tune"]
     runs = runs.reset_index(drop=True)
     cols = {k: [c for c in runs.columns if c.startswith(f"{k}.")] for k in (*POINT_KINDS, "solver")}
-    full: dict[str, list[dict]] = {}
-    for kind, columns in cols.items():
-        records = runs[[kind, *columns]].to_dict("records")
-        full[kind] = [
-            {
-                "name": r[kind],
-                **{c.split(".", 1)[1]: v for c in columns if (v := _norm(r[c])) is not None},
-            }
-            for r in records
-        ]
-    out = runs.copy()
-    out["point_key"] = [
-        json.dumps([p, i], sort_keys=True, default=str)
-        for p, i in zip(full["problem"], full["initializer"])
-    ]
-    out["method_key"] = [json.dumps(s, sort_keys=True, default=str) for s in full["solver"]]
-    out["point"] = _labels(full["problem"], full["initializer"])
-    out["method"] = _method_labels(full["solver"])
+    # Worked out once per distinct component (a few thousand), not once per row (millions):
+    # each row gets its combination's number, and the labels are shared string objects.
+    point_codes, points = _distinct(runs, [k for kind in POINT_KINDS for k in (kind, *cols[kind])])
+    method_codes, methods = _distinct(runs, ["solver", *cols["solver"]])
+    problems = _components(points, "problem", cols["problem"])
+    inits = _components(points, "initializer", cols["initializer"])
+    solvers = _components(methods, "solver", cols["solver"])
+    out = runs.copy(deep=False)  # copy-on-write: the new columns only
+    point_keys = [json.dumps([p, i], sort_keys=True, default=str) for p, i in zip(problems, inits)]
+    out["point_key"] = _expand(point_keys, point_codes, out.index)
+    method_keys = [json.dumps(s, sort_keys=True, default=str) for s in solvers]
+    out["method_key"] = _expand(method_keys, method_codes, out.index)
+    out["point"] = _expand(_labels(problems, inits), point_codes, out.index)
+    out["method"] = _expand(_method_labels(solvers), method_codes, out.index)
     return out
+
+
+def _distinct(runs: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[dict]]:
+    """Each row's number among the distinct combinations of ``columns`` (missing values
+    included) and those combinations as records, in that numbering (first seen first)."""
+    if not len(runs):
+        return np.zeros(0, dtype="int64"), []
+    keys = [runs[c].map(_hashable) if runs[c].dtype == object else runs[c] for c in columns]
+    codes = runs.groupby(keys, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+    first = np.full(int(codes.max()) + 1, -1, dtype="int64")
+    first[codes[::-1]] = np.arange(len(codes))[::-1]  # first row of each combination
+    return codes, runs[columns].iloc[first].to_dict("records")
+
+
+def joined(runs: pd.DataFrame, left: str, sep: str, right: str) -> pd.Series:
+    """``runs[left] + sep + runs[right]`` as an object column, each distinct text made once
+    (millions of rows share a few thousand strings)."""
+    codes, pairs = _distinct(runs, [left, right])
+    return _expand([f"{p[left]}{sep}{p[right]}" for p in pairs], codes, runs.index)
+
+
+def _hashable(value: object) -> object:
+    """A list or array parameter value as a tuple (to group rows by it)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _components(records: list[dict], kind: str, columns: list[str]) -> list[dict]:
+    """A component's name and its parameters (missing ones left out), per record."""
+    return [
+        {
+            "name": r[kind],
+            **{c.split(".", 1)[1]: v for c in columns if (v := _norm(r[c])) is not None},
+        }
+        for r in records
+    ]
+
+
+def _expand(values: list[str], codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """``values[codes]`` as an object column: one pointer a row to a shared string."""
+    return pd.Series(np.array(values, dtype=object)[codes], index=index, dtype=object)
 
 
 def _varying(dicts: list[dict]) -> set[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from harness.analysis.data import MetricInfo, annotate, suite_names, tuning_rows
+from harness.analysis.data import MetricInfo, annotate, joined, suite_names, tuning_rows
 from harness.analysis.pairwise import CellComparison, across_cells, compare_cells
 from harness.errors import InputError
 
@@ -126,8 +126,8 @@ def compare_runs(
     both = annotate(
         pd.concat([old.assign(_side="old"), new.assign(_side="new")], ignore_index=True)
     )
-    both["_cell"] = both["method_key"] + "|" + both["point_key"]
-    both["_label"] = both["method"] + " @ " + both["point"]
+    both["_cell"] = joined(both, "method_key", "|", "point_key")
+    both["_label"] = joined(both, "method", " @ ", "point")
     sides = {s: dict(tuple(g.groupby("_cell", sort=False))) for s, g in both.groupby("_side")}
     o, n = sides.get("old", {}), sides.get("new", {})
     report = RegressionReport(suite_names(old), suite_names(new))

@@ -32,8 +32,8 @@ CURVE_KEY = ["_facet", "_series", "_d", "_k"]
 
 def success_table(layout: Layout) -> pd.DataFrame:
     """One row per (facet, series, n, d, k): successes, trials, rate and its Wilson 95% interval."""
-    runs = layout.runs[layout.runs["_counted"]]
     keys = ["_facet", "_series", "_solver", "_init", "_n", "_d", "_k"]
+    runs = layout.runs.loc[layout.runs["_counted"], [*keys, "_success"]]  # not every column
     table = (
         runs.groupby(keys, dropna=False, sort=True)["_success"]
         .agg(successes="sum", trials="count")
@@ -162,7 +162,8 @@ def build_report(
     exponents = exponent_fits(layout, fits)
     _boundary_section(doc, layout, fits, exponents, n_boot)
 
-    per_trial = r[r["_status"] == "ok"]
+    # The columns the figures and tables of final metrics read, not a copy of every column.
+    per_trial = r.loc[r["_status"] == "ok", _per_trial_columns(r)]
 
     def all_plots() -> Iterator[figures.Plot]:
         if table is not None:
@@ -195,6 +196,13 @@ def build_report(
     return out_dir
 
 
+def _per_trial_columns(runs: pd.DataFrame) -> list[str]:
+    """The layout's helper columns, the metrics, iterations and time of ``runs``."""
+    return [
+        c for c in runs.columns if c.startswith(("_", "metric.")) or c in ("iterations", "time_s")
+    ]
+
+
 def _traces_of(traces: pd.DataFrame | None, runs: pd.DataFrame) -> pd.DataFrame | None:
     """The curves of the trials in ``runs`` only (another profile's trials left out)."""
     if traces is None:
@@ -216,7 +224,8 @@ def _overview(doc: Document, layout: Layout, results_dir: Path) -> None:
         if col in r.columns:
             rows.append([name, ", ".join(sorted(map(str, r[col].dropna().unique())))])
     if "created_at" in r.columns and r["created_at"].notna().any():
-        created = r["created_at"].dropna().astype(str)
+        # as text per distinct time (a few per run), formatted as the whole column would be
+        created = pd.Series(r["created_at"].dropna().unique()).astype(str)
         rows.append(["created", f"{created.min()} .. {created.max()}"])
     rows.append(["problems", ", ".join(sorted(r["_problem"].unique()))])
     rows.append(["series (solver / initializer)", "; ".join(sorted(r["_series"].unique()))])

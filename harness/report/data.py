@@ -230,6 +230,18 @@ def _text(values: pd.Series) -> pd.Series:
     return _categorical(combos["v"].astype(str).to_numpy(dtype=object), codes, values.index)
 
 
+def _canonical_codes(values: pd.Series) -> pd.Series:
+    """A number per row that is equal where ``values.map(canon)`` is (NaN where missing),
+    with :func:`canon` called once per distinct value, not once per row."""
+    if values.dtype == object:  # lists, mixed values: canon each row
+        return values.map(canon)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    canonical, _ = pd.factorize(pd.Series([canon(u) for u in uniques], dtype=object))
+    numbers = np.append(canonical, -1)[codes].astype("float64")  # code -1: missing
+    numbers[codes < 0] = np.nan
+    return pd.Series(numbers, index=values.index)
+
+
 def _first_present(columns: pd.Index, names: tuple[str, ...]) -> str | None:
     return next((c for c in names if c in columns), None)
 
@@ -284,7 +296,7 @@ def build_layout(runs: pd.DataFrame, declarations: Declarations | None = None) -
     keyed = runs[grid].fillna(-1.0)
     facets = []
     for col in sorted(c for c in runs.columns if c.startswith("problem.") and c not in role_cols):
-        values = runs[col].map(canon)
+        values = _canonical_codes(runs[col])
         if values.nunique(dropna=True) <= 1:
             continue
         per_point = values.groupby([keyed[g] for g in grid], dropna=False).nunique(dropna=True)
@@ -362,30 +374,17 @@ def select_rows(
 
 def read_profile_rows(results_dir: Path, profile: str | None = None) -> ProfileRows:
     """:func:`harness.profiles.profile_rows` (the same rows, in the same order) read so that
-    memory grows with cells, not rows: the part files are read into one Arrow table with
-    dictionary-encoded strings (:func:`harness.store.read_runs_table`), the profile and
-    the dedupe are worked out on its index columns alone, and only the kept rows become
-    a pandas frame, whose text columns are categorical (a code a row)."""
-    import pyarrow as pa
-
+    memory grows with cells, not rows: the profile and the dedupe are worked out on the
+    index columns alone, and the kept rows are read one column at a time into a pandas
+    frame whose text columns are categorical (:class:`harness.store.ColumnReader`)."""
     from harness.profiles import choose_profile, profile_rows, with_profiles
-    from harness.store import DEDUPE_COLUMNS, read_runs_table
+    from harness.store import runs_reader
 
-    table = read_runs_table(results_dir)
-    if table is None:
+    reader = runs_reader(results_dir)
+    if reader.index is None:
         return profile_rows(results_dir, profile)  # nothing stored: its empty answer
-    index = with_profiles(results_dir, table.select(DEDUPE_COLUMNS).to_pandas())
+    index = with_profiles(results_dir, reader.pop_index())
     positions, wanted, chosen, left_out = choose_profile(results_dir, index, profile)
     del index
-    names, columns = table.column_names, table.columns
-    del table
-    if not np.array_equal(positions, np.arange(len(positions))) or len(columns[0]) != len(
-        positions
-    ):  # one column at a time: never two copies of the rows
-        for i, column in enumerate(columns):
-            columns[i] = column.take(positions)
-            del column
-    kept = pa.Table.from_arrays(columns, names=names)
-    del columns
-    runs = kept.to_pandas(split_blocks=True, self_destruct=True)
+    runs = reader.frame(positions, sort_categories=False)
     return ProfileRows(runs, wanted, chosen, left_out)

@@ -167,3 +167,51 @@ def test_documented_reads_are_correct_after_duplicates(write_suite, tmp_path, tr
                 else env[name].sql(f"SELECT count(*) FROM '{path}'").fetchall()[0][0]
             )
             assert n == (len(load_traces(folder)) if trace else 0)
+
+
+def test_export_in_chunks_writes_the_rows_of_one_conversion(write_suite, tmp_path, monkeypatch):
+    """The export streams its rows in chunks; the files hold exactly what converting all the
+    deduplicated rows at once gives (order, values, types), in both formats."""
+    import harness.store as store
+
+    folder = _run_twice(write_suite, tmp_path)
+    whole = load_results(folder)
+    monkeypatch.setattr(store, "EXPORT_CHUNK", 4)  # 6 rows: two chunks, the last short
+    runs_path, _ = export(folder, "parquet", tmp_path / "pq")
+    exported = pd.read_parquet(runs_path)
+    pd.testing.assert_frame_equal(exported, whole.reset_index(drop=True), check_dtype=False)
+    assert [exported[c].dtype.kind for c in exported] == [whole[c].dtype.kind for c in whole]
+    csv_path, _ = export(folder, "csv", tmp_path / "csv")
+    assert csv_path.read_text() == whole.to_csv(index=False)
+
+
+def test_read_runs_frame_is_load_results_with_text_as_categories(write_suite, tmp_path):
+    """The reader of millions of rows keeps load_results's rows, order and values; text
+    columns are categorical with categories sorted as text."""
+    from harness.store import read_runs_frame
+
+    folder = _run_twice(write_suite, tmp_path)
+    whole = load_results(folder)
+    compact = read_runs_frame(folder, leave_out=("host", "error"))
+    assert list(compact.columns) == [c for c in whole.columns if c not in ("host", "error")]
+    for column in compact.columns:
+        values = compact[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            assert list(values.cat.categories) == sorted(values.cat.categories)
+            values = values.astype(object)
+        pd.testing.assert_series_equal(values, whole[column], check_dtype=False)
+
+
+def test_string_digest_from_buffers_equals_the_joined_text():
+    """Digests of text columns are computed from Arrow buffers: the bytes must be those of
+    the original definition (files written before must still verify)."""
+    import pyarrow as pa
+
+    from harness.store import _joined_text
+
+    values = ["", "a", "é€😀", "x\x00y", "", "last"]
+    column = pa.chunked_array(
+        [pa.array(values[:2]), pa.array([], pa.string()), pa.array(values[2:])]
+    )
+    for c in (column, column.slice(1, 4), column.slice(5), column.slice(0, 0)):
+        assert _joined_text(c) == "\0".join(c.to_pylist()).encode()
