@@ -42,11 +42,9 @@ def paired_claim(
     if declarations is None:  # what the installed plugins declare
         declarations = live()
     info = metric_info([metric], directions, declarations=declarations)[metric]
-    a_name = resolve_method(rows, worse, "paired claim: method")
-    b_name = resolve_method(rows, better, "paired claim: method")
     key = ["point_key", "seed"]
-    a = rows[rows["method"] == a_name].assign(_v=lambda f: scored(f, info))
-    b = rows[rows["method"] == b_name].assign(_v=lambda f: scored(f, info))
+    a = method_rows(rows, worse).assign(_v=lambda f: scored(f, info))
+    b = method_rows(rows, better).assign(_v=lambda f: scored(f, info))
     pairs = a[[*key, "_v"]].merge(b[[*key, "_v"]], on=key, suffixes=("_a", "_b")).dropna()
     va, vb = pairs["_v_a"].to_numpy(dtype=float), pairs["_v_b"].to_numpy(dtype=float)
     if info.kind == "binary":
@@ -54,3 +52,18 @@ def paired_claim(
     alternative = "less" if info.direction == "min" else "greater"
     ratio = info.kind == "ratio"
     return wilcoxon_paired(va, vb, info.direction, ratio=ratio, alternative=alternative)
+
+
+def method_rows(rows: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The annotated rows of method ``name``: a method label, or a solver name.
+
+    A solver name with several configurations still names one method when every point has
+    only one of them: a tuned suite chose that solver's values per cell (``dante[lr=0.1]``
+    on one net, ``dante[lr=0.03]`` on another), and trials still pair point by point.
+    Otherwise the name is ambiguous (:func:`~harness.analysis.pairwise.resolve_method`).
+    """
+    if name not in set(rows["method"]):
+        mine = rows[rows["solver"] == name]
+        if len(mine) and bool((mine.groupby("point_key")["method_key"].nunique() == 1).all()):
+            return mine
+    return rows[rows["method"] == resolve_method(rows, name, "paired claim: method")]

@@ -460,3 +460,28 @@ def test_compare_leaves_out_tuning_rows_and_says_so(runs, capsys, tmp_path):
     two = capsys.readouterr().out
     assert f"{len(tune)} tuning trials (split = tune) left out" in two
     assert "no significant change" in two
+
+
+def test_paired_claim_takes_a_tuned_solver_as_one_method(runs):
+    """A tuned suite chose a value per point: the solver's name still names one method."""
+    from harness.analysis.data import annotate
+
+    rows = pd.read_parquet(runs["old"] / "runs")
+    points = annotate(rows)["point_key"]
+    first = points == points.iloc[0]
+    assert 0 < first.sum() < len(rows)  # at least two points
+    big, small = rows["solver.step_size"] == 0.5, rows["solver.step_size"] == 0.05
+    # "tuned": step 0.5 at the first point, 0.05 elsewhere; the baseline: 0.05 everywhere
+    tuned = rows[(big & first) | (small & ~first)].assign(solver="tuned_gd")
+    base = rows[small].assign(solver="base_gd")
+    both = pd.concat([tuned, base], ignore_index=True)
+    claim = paired_claim(both, "success", "tuned_gd", "base_gd")
+    alone = paired_claim(
+        rows[first], "success", "versioned_gd[step_size=0.5]", "versioned_gd[step_size=0.05]"
+    )
+    # every trial pairs; the discordant pairs are the first point's, the rest are ties
+    assert claim.n == len(base) and claim.wins == alone.wins > 0 and claim.losses == 0
+    assert claim.p == pytest.approx(alone.p)
+    # two configurations at the same point stay ambiguous
+    with pytest.raises(InputError, match="is several"):
+        paired_claim(rows, "success", "versioned_gd", "versioned_gd[step_size=0.05]")
