@@ -612,6 +612,20 @@ def read_runs_table(folder: str | Path, columns: list[str] | None = None) -> pa.
     return _read_table(part_files(_runs_folder(folder)), columns, dictionary=True)
 
 
+def _readable_parts(files: list[str]) -> Iterator[tuple[str, pa.Table]]:
+    """Each part file that reads, with its table in the current schema; a corrupt one is
+    quarantined, one quarantined or replaced by another process meanwhile is skipped."""
+    for f in files:
+        try:
+            table = _current_table(read_part(f))
+        except CorruptPartError as exc:
+            quarantine(Path(f), str(exc.cause))
+            continue
+        except FileNotFoundError:
+            continue
+        yield f, table
+
+
 class ColumnReader:
     """The ``runs`` rows of some part files read one column at a time, so that a folder of
     millions of rows never holds two copies of them (an Arrow table and a pandas frame):
@@ -623,14 +637,7 @@ class ColumnReader:
     def __init__(self, files: list[str]) -> None:
         self.files: list[str] = []
         schemas, index = [], []
-        for f in files:
-            try:
-                table = _current_table(read_part(f))
-            except CorruptPartError as exc:
-                quarantine(Path(f), str(exc.cause))
-                continue
-            except FileNotFoundError:  # quarantined or replaced by another process meanwhile
-                continue
+        for f, table in _readable_parts(files):
             self.files.append(f)
             schemas.append(table.schema)
             index.append(_dictionary_encoded(table.select(DEDUPE_COLUMNS)))
@@ -816,14 +823,7 @@ class _ExportRows:
         self.files: list[str] = []
         sizes, index, schemas = [], [], []
         nullable: set[str] = set()
-        for f in files:
-            try:
-                table = _current_table(read_part(f))
-            except CorruptPartError as exc:
-                quarantine(Path(f), str(exc.cause))
-                continue
-            except FileNotFoundError:
-                continue
+        for f, table in _readable_parts(files):
             self.files.append(f)
             sizes.append(table.num_rows)
             schemas.append(table.schema)
