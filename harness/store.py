@@ -305,22 +305,9 @@ def _read_files(files: list[str], columns: list[str] | None = None) -> pd.DataFr
     return None if table is None else table.to_pandas()
 
 
-def _read_table(
-    files: list[str], columns: list[str] | None = None, *, dictionary: bool = False
-) -> pa.Table | None:
-    """:func:`_read_files` as one Arrow table; with ``dictionary`` every string column is
-    dictionary-encoded file by file, so a label repeated on every row costs an index."""
-    tables = []
-    for f in files:
-        try:
-            table = _current_table(read_part(f, columns))
-        except CorruptPartError as exc:
-            quarantine(Path(f), str(exc.cause))
-            continue
-        except FileNotFoundError:  # quarantined or replaced by another process meanwhile
-            continue
-        # encoded as it is read: the text of every file is never held at once
-        tables.append(_dictionary_encoded(table) if dictionary else table)
+def _read_table(files: list[str], columns: list[str] | None = None) -> pa.Table | None:
+    """:func:`_read_files` as one Arrow table."""
+    tables = [table for _, table in _readable_parts(files, columns)]
     if not tables:
         return None
     schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
@@ -603,21 +590,15 @@ def _sort_codes(values: pd.Series) -> np.ndarray:
     return np.where(codes < 0, len(uniques), codes).astype("int32")
 
 
-def read_runs_table(folder: str | Path, columns: list[str] | None = None) -> pa.Table | None:
-    """Every stored ``runs`` row (duplicates kept, files verified, schemas unified as
-    :func:`load_results` reads them) as one Arrow table with dictionary-encoded string
-    columns: for a folder of millions of rows, a few bytes a row where a pandas frame of
-    text takes hundreds. Dedupe with :func:`dedupe_positions` on the
-    :data:`DEDUPE_COLUMNS` and ``take`` the rows. None when nothing is stored."""
-    return _read_table(part_files(_runs_folder(folder)), columns, dictionary=True)
-
-
-def _readable_parts(files: list[str]) -> Iterator[tuple[str, pa.Table]]:
-    """Each part file that reads, with its table in the current schema; a corrupt one is
-    quarantined, one quarantined or replaced by another process meanwhile is skipped."""
+def _readable_parts(
+    files: list[str], columns: list[str] | None = None
+) -> Iterator[tuple[str, pa.Table]]:
+    """Each part file that reads (only ``columns``, if given), with its table in the current
+    schema; a corrupt one is quarantined, one quarantined or replaced by another process
+    meanwhile is skipped."""
     for f in files:
         try:
-            table = _current_table(read_part(f))
+            table = _current_table(read_part(f, columns))
         except CorruptPartError as exc:
             quarantine(Path(f), str(exc.cause))
             continue
