@@ -259,10 +259,6 @@ class LayerMemo:
         for k in [k for k, e in self.entries.items() if e[0][0] is out]:
             self._drop(k)
 
-    def clear(self) -> None:
-        self.entries.clear()
-        self.nbytes = 0
-
 
 def identity_mismatch(sizes: tuple[int, ...]) -> str | None:
     """Why ``sizes`` (input, hidden..., output) cannot have identity mappings, or None.
